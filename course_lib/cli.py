@@ -1,0 +1,48 @@
+"""``python -m course_lib <command>``: the command line of the workbook.
+
+Each command lives in the module of its idea and provides ``add_arguments(parser)`` and
+``run(args) -> int``. Add a command by adding a line to ``COMMANDS``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help)
+COMMANDS = {
+    "data": ("course_lib.data.cli", "list, fetch and verify datasets and weights"),
+    "train-gan": ("course_lib.train_cli", "train a DCGAN (optionally with DiffAugment)"),
+    "zoo": ("course_lib.zoo_cli", "list or clear the cache of trained models"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m course_lib",
+        description="Efficient GANs — a hands-on workbook. Library commands.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        mod = importlib.import_module(module)
+        mod.add_arguments(command)
+        command.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, PermissionError) as exc:
+        # Errors the user can act on are raised with a full sentence: show it, no traceback.
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
