@@ -1,0 +1,100 @@
+"""How grading results are shown and saved: a terminal table, JSON and CSV.
+
+JSON (``--json FILE``), for a notebook or a folder of notebooks::
+
+    {"total": 3.0, "max": 5.0,
+     "exercises": [{"notebook": "03_diffaugment", "id": "ex3.1", "points": 2.0, "max": 2.0,
+                    "status": "passed", "message": ""}, ...]}
+
+and for a class folder ``{"students": {"alice": <that object>, ...}}``.
+``status`` is one of passed | failed | not_implemented | timeout | error.
+
+CSV (``--csv FILE``): one row per student — ``student,total,max`` then one column per
+exercise id holding its points.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import textwrap
+
+from course_lib.grade.registry import natural_key
+
+STATUS_WORDS = {"passed": "passed", "failed": "failed", "not_implemented": "not implemented",
+                "timeout": "timeout", "error": "error"}
+
+
+def fmt(points: float) -> str:
+    """2.0 -> "2", 0.5 -> "0.5"."""
+    return f"{points:.4f}".rstrip("0").rstrip(".")
+
+
+def _percent(total: float, maximum: float) -> str:
+    return f" ({total / maximum:.0%})" if maximum else ""
+
+
+def report_table(report, width: int) -> str:
+    """One student's results, notebook by notebook, reasons wrapped to ``width``."""
+    lines = []
+    by_notebook: dict[str, list] = {}
+    for r in report.results:
+        by_notebook.setdefault(r.notebook, []).append(r)
+    for notebook, results in by_notebook.items():
+        id_w = max(8, *(len(r.id) for r in results))
+        fn_w = max(8, *(len(r.function) for r in results))
+        pts = [f"{fmt(r.points)}/{fmt(r.max)}" for r in results]
+        pt_w = max(6, *(len(p) for p in pts))
+        st_w = 15
+        head = f"  {'exercise':<{id_w}}  {'function':<{fn_w}}  {'points':>{pt_w}}  {'status':<{st_w}}  "
+        reason_w = max(30, width - len(head))
+        lines += [f"{notebook}.ipynb", head + "reason", "  " + "-" * (len(head) - 2 + 6)]
+        for r, p in zip(results, pts):
+            row = f"  {r.id:<{id_w}}  {r.function:<{fn_w}}  {p:>{pt_w}}  {STATUS_WORDS[r.status]:<{st_w}}  "
+            wrapped = textwrap.wrap(r.message, reason_w) or [""]
+            lines.append((row + wrapped[0]).rstrip())
+            lines += [" " * len(row) + more for more in wrapped[1:]]
+        total = sum(r.points for r in results)
+        maximum = sum(r.max for r in results)
+        lines += [f"  {'notebook total':<{id_w + fn_w + 2}}  {f'{fmt(total)}/{fmt(maximum)}':>{pt_w}}", ""]
+    return "\n".join(lines)
+
+
+def grading_table(grading, width: int | None = None) -> str:
+    """The whole grading as text for the terminal."""
+    width = width or shutil.get_terminal_size((110, 24)).columns
+    out = []
+    for name, report in grading.reports.items():
+        if grading.kind == "class":
+            out += [f"=== {name} ===", ""]
+        if not report.results:
+            out.append("no exercises to grade here\n")
+            continue
+        out.append(report_table(report, width))
+        out.append(f"Total: {fmt(report.total)}/{fmt(report.max)}{_percent(report.total, report.max)}\n")
+    if grading.ungraded:
+        out.append("Notebooks with no registered exercises (not graded): " + ", ".join(grading.ungraded))
+    if grading.kind == "class":
+        name_w = max(7, *(len(n) for n in grading.reports))
+        out += ["Class summary", f"  {'student':<{name_w}}  total"]
+        for name, report in grading.reports.items():
+            out.append(f"  {name:<{name_w}}  {fmt(report.total)}/{fmt(report.max)}"
+                       f"{_percent(report.total, report.max)}")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def to_json_text(grading) -> str:
+    return json.dumps(grading.to_json(), indent=2, ensure_ascii=False) + "\n"
+
+
+def to_csv_text(grading) -> str:
+    """One row per student: student, total, max, then the points of each exercise."""
+    ids = sorted({r.id for rep in grading.reports.values() for r in rep.results}, key=natural_key)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["student", "total", "max", *ids])
+    for name, report in grading.reports.items():
+        points = {r.id: fmt(r.points) for r in report.results}
+        writer.writerow([name, fmt(report.total), fmt(report.max), *(points.get(i, "") for i in ids)])
+    return buffer.getvalue()

@@ -1,0 +1,179 @@
+"""Small helpers for notebooks as files: read, write, find cells by tag, strip outputs.
+
+Shared by ``make student`` (:mod:`course_lib.student`), the grader and the tests.
+Two ways to read:
+
+- :func:`read_notebook` / :func:`write_notebook` go through ``nbformat`` (validated,
+  written in Jupyter's own stable layout) — for the generator, which writes files.
+- :func:`load_cells` is plain ``json`` — for the grader, which only reads sources. It is
+  much faster to import than ``nbformat`` (which pulls in a JSON-schema validator) and it
+  tolerates notebooks a student has half-broken by hand.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+# The kernelspec every notebook of the workbook declares (added if missing).
+KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+
+# Exercise ids look like "ex3.1" (the tests also use ids like "extest.1").
+EXERCISE_TAG = re.compile(r"^ex[0-9A-Za-z_]*\.[0-9A-Za-z_]+$")
+SETUP_TAGS = ("parameters", "setup")
+
+# Cell metadata that only records how a run went; it would make regenerated files differ.
+VOLATILE_CELL_METADATA = ("execution", "ExecuteTime", "collapsed", "scrolled")
+
+
+# --- reading and writing with nbformat (the generator) -----------------------------------
+
+def read_notebook(path: str | os.PathLike):
+    """The notebook at ``path`` as an ``nbformat.NotebookNode`` (version 4)."""
+    import nbformat  # slow to import (~2 s): only the generator and the tests need it
+
+    return nbformat.read(os.fspath(path), as_version=4)
+
+
+def dumps_notebook(nb) -> str:
+    """The exact text Jupyter would save: nbformat's layout plus a final newline."""
+    import nbformat
+
+    text = nbformat.writes(nb, version=4)
+    return text if text.endswith("\n") else text + "\n"
+
+
+def write_notebook(nb, path: str | os.PathLike) -> bool:
+    """Write ``nb`` to ``path`` atomically if its text changed; return whether it did.
+
+    Leaving an unchanged file alone keeps its modification time, so ``make`` and
+    JupyterLab do not think it was edited.
+    """
+    return write_text_if_changed(dumps_notebook(nb), path)
+
+
+def write_text_if_changed(text: str, path: str | os.PathLike) -> bool:
+    path = Path(path)
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return True
+
+
+# --- tags ----------------------------------------------------------------------------------
+
+def cell_tags(cell) -> list[str]:
+    tags = (cell.get("metadata") or {}).get("tags") or []
+    return [t for t in tags if isinstance(t, str)]
+
+
+def exercise_tags(cell) -> list[str]:
+    """The exercise ids a cell is tagged with (normally zero or one)."""
+    return [t for t in cell_tags(cell) if EXERCISE_TAG.match(t)]
+
+
+def cells_tagged(nb, tag: str) -> list[tuple[int, dict]]:
+    """``(index, cell)`` for every cell carrying ``tag``, in notebook order."""
+    return [(i, c) for i, c in enumerate(nb["cells"]) if tag in cell_tags(c)]
+
+
+def source_of(cell) -> str:
+    """A cell's source as one string (files may store it as a list of lines)."""
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else str(source)
+
+
+def describe_cell(path, index: int, cell) -> str:
+    """How error messages name a cell: file, 1-based position, tags and id."""
+    tags = cell_tags(cell)
+    parts = [f"{Path(path).as_posix()}, cell {index + 1}"]
+    if tags:
+        parts.append(f"tagged {', '.join(tags)}")
+    if cell.get("id"):
+        parts.append(f"id {cell['id']}")
+    return parts[0] + (f" ({'; '.join(parts[1:])})" if len(parts) > 1 else "")
+
+
+# --- normalising ---------------------------------------------------------------------------
+
+def strip_outputs(nb) -> None:
+    """Remove outputs, execution counts, run timings and widget state, in place."""
+    nb.get("metadata", {}).pop("widgets", None)
+    for cell in nb["cells"]:
+        if cell.get("cell_type") == "code":
+            cell["outputs"] = []
+            cell["execution_count"] = None
+        metadata = cell.get("metadata", {})
+        for key in VOLATILE_CELL_METADATA:
+            metadata.pop(key, None)
+
+
+def normalise_metadata(nb, name: str) -> None:
+    """Make a notebook's metadata reproducible, in place.
+
+    Sets the workbook's kernelspec, drops the Python patch version (it depends on the
+    machine that last ran the notebook), and gives every cell an id (nbformat 4.5)
+    derived from the notebook's ``name`` and the cell's position, so that ids never come
+    from a random generator.
+    """
+    metadata = nb.setdefault("metadata", {})
+    metadata["kernelspec"] = dict(KERNELSPEC)
+    language_info = metadata.get("language_info")
+    if isinstance(language_info, dict):
+        language_info.pop("version", None)
+    nb["nbformat"], nb["nbformat_minor"] = 4, max(int(nb.get("nbformat_minor", 0)), 5)
+    seen: set[str] = set()
+    for i, cell in enumerate(nb["cells"]):
+        cell_id = cell.get("id")
+        if not cell_id or cell_id in seen:
+            cell_id = hashlib.sha1(f"{name}:{i}".encode()).hexdigest()[:8]
+        cell["id"] = cell_id
+        seen.add(cell_id)
+
+
+# --- plain-JSON reading (the grader) -------------------------------------------------------
+
+@dataclass(frozen=True)
+class CodeCell:
+    index: int          # 0-based position in the notebook
+    tags: tuple[str, ...]
+    source: str
+
+    @property
+    def label(self) -> str:
+        tags = ", ".join(self.tags)
+        return f"cell {self.index + 1}" + (f" (tagged {tags})" if tags else "")
+
+
+def load_cells(path: str | os.PathLike) -> list[CodeCell]:
+    """The code cells of a notebook, read as plain JSON.
+
+    Raises ``ValueError`` with a sentence naming the file when it is not a notebook.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path.name} is not a text file ({exc.reason})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path.name} is not valid notebook JSON (line {exc.lineno}: "
+                         f"{exc.msg}); was it saved completely?") from None
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
+        raise ValueError(f"{path.name} is JSON but not a Jupyter notebook (no list of cells)")
+    cells = []
+    for i, cell in enumerate(data["cells"]):
+        if isinstance(cell, dict) and cell.get("cell_type") == "code":
+            cells.append(CodeCell(i, tuple(cell_tags(cell)), source_of(cell)))
+    return cells
