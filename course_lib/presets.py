@@ -41,7 +41,7 @@ PRESETS: dict[str, Preset] = {
         n_seeds=1, fewshot_size=32, fewshot_steps=10, pretrain_steps=10, repeats=1,
     ),
     "class": Preset(
-        name="class", gan_steps=500, batch_size=64, ngf=32, ndf=32, eval_every=100,
+        name="class", gan_steps=1000, batch_size=64, ngf=32, ndf=32, eval_every=100,
         n_eval=500, n_seeds=3, fewshot_size=64, fewshot_steps=300, pretrain_steps=300,
         repeats=3,
     ),
