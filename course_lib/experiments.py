@@ -121,6 +121,11 @@ def cifar_run(fraction: float, augment: str, seed: int = 0, preset: str | Preset
 
 # --- recordings shipped with the library ----------------------------------------------
 
+def _thin_losses(history: dict, every: int = 10) -> dict:
+    """Keep every ``every``-th per-step loss (the recordings stay small); evaluations stay whole."""
+    return {k: (v[::every] if k in ("step", "loss_d", "loss_g") else v) for k, v in history.items()}
+
+
 def _grid_u8(images: torch.Tensor) -> np.ndarray:
     return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
 
@@ -147,7 +152,7 @@ def record(preset: str | Preset = "class", out_dir: str | Path | None = None, n_
         key = f"{run_name(fraction, augment)}-s{seed}"
         runs.append({
             "key": key, "fraction": fraction, "augment": augment, "seed": seed,
-            "n_train": result.n_train, "history": result.history,
+            "n_train": result.n_train, "history": _thin_losses(result.history),
             "final": {k: v[-1] for k, v in result.history.items() if v and k != "eval_step"},
             "seconds": round(time.perf_counter() - t0, 1),
         })

@@ -22,6 +22,7 @@ def atomic_path(dest: str | os.PathLike):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; results are meant to be shared
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):
