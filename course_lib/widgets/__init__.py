@@ -1,0 +1,15 @@
+"""Interactive widgets for the notebooks (ipywidgets).
+
+Every widget follows one pattern (see :mod:`course_lib.widgets.core`): a factory builds
+an object with ``.controls`` (a dict of ipywidgets controls), ``.state`` (a small
+dataclass holding what is shown), ``.output`` (the ipywidgets ``Image`` or ``Output``
+showing it) and ``.widget`` (the assembled box to display). Callbacks only call pure
+functions and then update ``state`` and ``output``, so tests can drive a widget by
+setting ``.value`` on its controls, with no browser.
+
+Add a widget by adding a module here and exporting its factory below.
+"""
+from course_lib.widgets.browse import BrowserState, DatasetBrowser, dataset_browser
+from course_lib.widgets.core import CourseWidget, png_bytes
+
+__all__ = ["CourseWidget", "png_bytes", "dataset_browser", "DatasetBrowser", "BrowserState"]
