@@ -39,17 +39,19 @@ def run(args) -> int:
     preset = get_preset(args.preset)
     if not 0 < args.fraction <= 1:
         raise ValueError(f"--fraction must be in (0, 1], got {args.fraction}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder: give a folder for the checkpoint and samples")
     dataset = get_dataset(args.data, size=args.size, fraction=args.fraction, seed=args.seed)
     summary = getattr(dataset, "summary", None)
     print(summary() if callable(summary) else f"data: {len(dataset)} images")
     print(f"source: {dataset.source}")
-    steps = args.steps or preset.gan_steps
+    steps = preset.gan_steps if args.steps is None else args.steps  # --steps 0 is an error, not "default"
     config = TrainConfig.from_preset(
         preset, steps=steps, image_size=args.size, augment=args.augment, policy=args.policy,
         loss=args.loss, seed=args.seed,
         checkpoint_every=args.checkpoint_every or max(1, min(1000, steps // 5)),
     )
-    out = Path(args.out)
     result = train_gan(dataset, config, out_dir=out, resume=not args.no_resume)
 
     from PIL import Image

@@ -1,0 +1,3 @@
+def generator_loss_from_logits(fake_logits):
+    """The non-saturating generator loss, -mean(log sigmoid(fake_logits))."""
+    return -fake_logits.mean()
