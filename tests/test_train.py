@@ -106,14 +106,22 @@ def fd_simple(images: torch.Tensor, reals: torch.Tensor) -> float:
     return float(frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)))
 
 
-def test_a_tiny_run_beats_its_random_initialisation():
+def _learnable_reals(n: int = 256) -> torch.Tensor:
+    """Reddish images with a left-to-right ramp: far from an untrained G's grey."""
     gen = torch.Generator().manual_seed(0)
-    n = 256  # reddish images with a left-to-right ramp: far from an untrained G's grey
     colour = torch.tensor([0.6, -0.5, 0.1]).view(1, 3, 1, 1) + 0.1 * torch.randn(n, 3, 1, 1, generator=gen)
     ramp = torch.linspace(-0.3, 0.3, 32).view(1, 1, 1, 32)
-    reals = (colour + ramp + 0.05 * torch.randn(n, 3, 32, 32, generator=gen)).clamp(-1, 1)
-    config = TrainConfig(steps=40, batch_size=16, ngf=8, ndf=8, ema=None, lr_g=2e-3, lr_d=2e-3,
-                         augment="none", seed=0)
+    return (colour + ramp + 0.05 * torch.randn(n, 3, 32, 32, generator=gen)).clamp(-1, 1)
+
+
+def _learning_config(**changes) -> TrainConfig:
+    base = dict(steps=40, batch_size=16, ngf=8, ndf=8, ema=None, lr_g=2e-3, lr_d=2e-3, augment="none", seed=0)
+    base.update(changes)
+    return TrainConfig(**base)
+
+
+def test_a_tiny_run_beats_its_random_initialisation():
+    reals, config = _learnable_reals(), _learning_config()
 
     torch.manual_seed(config.seed)  # the initial weights train_gan starts from
     G0, _ = build_models(config)
@@ -122,6 +130,20 @@ def test_a_tiny_run_beats_its_random_initialisation():
     result = train_gan(reals, config, progress=False)
     after = fd_simple(result.sample(256), reals)
     assert after < 0.7 * before, f"Fréchet distance {before:.3f} at initialisation -> {after:.3f} after training"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "known issue: with ema=0.999 and no warm-up, after a short run the EMA generator is "
+    "still mostly the initial weights (0.999**40 = 96% of them here; 37% after the class "
+    "preset's 1,000 steps), with BatchNorm statistics copied from the trained G; remove "
+    "this mark once update_ema ramps its decay up (e.g. min(decay, (1 + step) / (10 + step)))"))
+def test_the_ema_generator_keeps_up_with_a_short_run():
+    reals, config = _learnable_reals(), _learning_config(ema=0.999)
+    result = train_gan(reals, config, progress=False)
+    z = fixed_latents(256, config.z_dim)
+    with torch.no_grad():
+        fd_g, fd_ema = fd_simple(result.G.eval()(z), reals), fd_simple(result.G_ema.eval()(z), reals)
+    assert fd_ema < 2 * fd_g + 0.05, f"Fréchet distance of G {fd_g:.3f}, of its EMA {fd_ema:.3f}"
 
 
 # --- where T goes, per strategy -----------------------------------------------------------------
