@@ -18,4 +18,4 @@ One module per idea (see README.md for the map):
 - ``grade``       the autograder
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -132,11 +132,6 @@ def test_a_tiny_run_beats_its_random_initialisation():
     assert after < 0.7 * before, f"Fréchet distance {before:.3f} at initialisation -> {after:.3f} after training"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known issue: with ema=0.999 and no warm-up, after a short run the EMA generator is "
-    "still mostly the initial weights (0.999**40 = 96% of them here; 37% after the class "
-    "preset's 1,000 steps), with BatchNorm statistics copied from the trained G; remove "
-    "this mark once update_ema ramps its decay up (e.g. min(decay, (1 + step) / (10 + step)))"))
 def test_the_ema_generator_keeps_up_with_a_short_run():
     reals, config = _learnable_reals(), _learning_config(ema=0.999)
     result = train_gan(reals, config, progress=False)
