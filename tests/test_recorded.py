@@ -1,0 +1,109 @@
+"""The recorded runs shipped in ``course_lib/recorded/<preset>/`` (notebooks 02 and 03 show
+them): they load, hold the whole comparison grid with finite figures, and a ``ci``
+recording made afresh by ``course_lib.experiments.record`` has the shipped one's structure."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from course_lib.experiments import FRACTIONS, RECORDED_DIR, load_recording, record, recording_plan
+from course_lib.presets import get_preset
+
+# Every recording that ships (a folder with runs.json); ci always does. The class one is
+# made by `python -m course_lib.experiments --preset class` and tested once it is there.
+SHIPPED = sorted({"ci"} | {p.parent.name for p in RECORDED_DIR.glob("*/runs.json")})
+EVAL_KEYS = ("acc_train", "acc_heldout", "acc_fake", "gap", "r_t", "fd")
+FINAL_KEYS = ("step", "loss_d", "loss_g") + EVAL_KEYS
+
+
+def expected_grid(preset_name: str) -> set:
+    """(fraction, augment, seed) of every run the recording must hold: 100%, 20% and 10%
+    of the data with and without DiffAugment (the preset's seeds at 10%), and the two
+    failing strategies at 10%."""
+    grid = set(recording_plan(get_preset(preset_name)))
+    for f in FRACTIONS:
+        assert {(f, "none", 0), (f, "diffaugment", 0)} <= grid
+    assert {(0.1, "real_only", 0), (0.1, "d_step_only", 0)} <= grid
+    return grid
+
+
+@pytest.fixture(params=SHIPPED)
+def shipped(request, monkeypatch):
+    monkeypatch.delenv("COURSE_PRESET", raising=False)  # n_seeds must be the preset's own
+    name = request.param
+    assert (RECORDED_DIR / name / "runs.json").exists(), (
+        f"course_lib/recorded/{name}/ is missing: make it with `python -m course_lib.experiments "
+        f"--preset {name}`")
+    return name, load_recording(name)
+
+
+def test_shipped_recording_loads_and_says_what_it_is(shipped):
+    name, rec = shipped
+    assert rec.preset == name
+    assert rec.feature_extractor and rec.data_source
+    assert rec.runs and len(rec.samples) == len(rec.runs)
+
+
+def test_shipped_recording_has_the_full_grid(shipped):
+    name, rec = shipped
+    got = [(r["fraction"], r["augment"], r["seed"]) for r in rec.runs]
+    assert len(got) == len(set(got)), "a configuration is recorded twice"
+    assert set(got) == expected_grid(name)
+    for fraction, augment, seed in got:
+        assert rec.find(fraction, augment, seed)["augment"] == augment
+    sizes = [rec.find(f, "none", 0)["n_train"] for f in FRACTIONS]
+    assert sizes == sorted(sizes, reverse=True) and sizes[-1] > 0, f"n_train by fraction: {sizes}"
+
+
+def test_shipped_recording_values_are_finite_and_consistent(shipped):
+    name, rec = shipped
+    steps = get_preset(name).gan_steps
+    for run in rec.runs:
+        key, history, final = run["key"], run["history"], run["final"]
+        for k in FINAL_KEYS:
+            assert k in final and math.isfinite(final[k]), f"{key}: final {k} = {final.get(k)}"
+        assert final["step"] == steps, f"{key} stopped at step {final['step']}, the preset trains {steps}"
+        n_eval = len(history["eval_step"])
+        assert n_eval >= 1 and history["eval_step"][-1] == steps
+        for k in EVAL_KEYS:
+            values = history[k]
+            assert len(values) == n_eval and all(math.isfinite(v) for v in values), f"{key}: {k}"
+        for k in ("acc_train", "acc_heldout", "acc_fake"):
+            assert all(0 <= v <= 1 for v in history[k]), f"{key}: {k} outside [0, 1]"
+        assert final["gap"] == pytest.approx(final["acc_train"] - final["acc_heldout"], abs=1e-6)
+        assert final["fd"] > 0
+        samples = rec.samples[key]
+        assert samples.dtype == np.uint8 and samples.shape == (16, 3, 32, 32)
+        images = rec.images(run)
+        assert images.min() >= -1 and images.max() <= 1 and images.std() > 0
+        assert rec.mean_final(run["fraction"], run["augment"], "fd") > 0
+
+
+def structure(rec) -> dict:
+    """Everything about a recording but its numbers."""
+    return {
+        "preset": rec.preset,
+        "feature_extractor": rec.feature_extractor,
+        "data_source": rec.data_source,
+        "runs": sorted((r["key"], r["fraction"], r["augment"], r["seed"], r["n_train"],
+                        tuple(sorted(r["final"])),
+                        tuple(sorted((k, len(v)) for k, v in r["history"].items())))
+                       for r in rec.runs),
+        "samples": sorted((k, v.shape, str(v.dtype)) for k, v in rec.samples.items()),
+    }
+
+
+@pytest.mark.slow
+def test_a_fresh_ci_recording_has_the_shipped_structure(tmp_path, monkeypatch):
+    """``record("ci")`` from scratch (8 runs of 20 steps: ~10-20 s) matches what ships."""
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("COURSE_PRESET", raising=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread is faster, and fair to a busy machine
+    try:
+        out = record("ci", out_dir=tmp_path / "ci")
+    finally:
+        torch.set_num_threads(threads)
+    fresh = load_recording("ci", out)
+    assert structure(fresh) == structure(load_recording("ci"))
