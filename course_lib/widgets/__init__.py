@@ -9,7 +9,17 @@ setting ``.value`` on its controls, with no browser.
 
 Add a widget by adding a module here and exporting its factory below.
 """
+from course_lib.widgets.augment import augment_explorer, live_run
 from course_lib.widgets.browse import BrowserState, DatasetBrowser, dataset_browser
 from course_lib.widgets.core import CourseWidget, png_bytes
+from course_lib.widgets.latent import latent_explorer, rerun_panel
+from course_lib.widgets.overfitting import live_training, recorded_runs_explorer
 
-__all__ = ["CourseWidget", "png_bytes", "dataset_browser", "DatasetBrowser", "BrowserState"]
+__all__ = [
+    "CourseWidget", "png_bytes", "DatasetBrowser", "BrowserState",
+    # one factory per widget, by notebook: 00, 02, 03, 04
+    "dataset_browser",
+    "recorded_runs_explorer", "live_training",
+    "augment_explorer", "live_run",
+    "latent_explorer", "rerun_panel",
+]
