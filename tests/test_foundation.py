@@ -26,6 +26,8 @@ def test_unknown_preset_says_what_to_choose(monkeypatch):
 def test_presets_grow_from_ci_to_full():
     ci, cls, full = (presets.PRESETS[n] for n in ("ci", "class", "full"))
     assert ci.gan_steps < cls.gan_steps < full.gan_steps
+    assert ci.compare_steps < cls.compare_steps <= full.compare_steps
+    assert all(p.compare_steps >= p.gan_steps for p in (ci, cls, full))
     assert ci.n_eval < cls.n_eval < full.n_eval
 
 

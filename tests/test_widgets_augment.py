@@ -117,6 +117,17 @@ def test_mean_curve_averages_histories():
     assert steps == [10, 20] and values == pytest.approx([0.5, 0.8])
 
 
+def test_best_and_final_finds_the_lowest_point_of_the_mean_curve():
+    rec = fake_recording({(0.1, "none"): [1.0, 3.0]})   # two seeds, evaluated at steps 10 and 20
+    rec.runs[0]["history"]["fd"] = [1.0, 2.0]             # with the other seed's [4, 3]: mean [2.5, 2.5]
+    out = A.best_and_final(rec, 0.1, "none")
+    assert out["best_step"] == 10 and out["best"] == pytest.approx(2.5)
+    assert out["final"] == pytest.approx(2.5) and out["rise"] == pytest.approx(0.0)
+    rec.runs[1]["history"]["fd"] = [4.0, 5.0]             # mean [2.5, 3.5]: best at 10, then up 40%
+    out = A.best_and_final(rec, 0.1, "none")
+    assert out["best_step"] == 10 and out["final_step"] == 20 and out["rise"] == pytest.approx(0.4)
+
+
 def test_short_source_and_banner(recording):
     assert A.short_source("embedded: 500 crops (not CIFAR-10; label = photograph)") == "embedded: 500 crops"
     banner = A.recording_banner(recording)
@@ -135,6 +146,8 @@ def test_figures_from_the_shipped_ci_recording(recording):
     assert "live run" in [t.get_text() for t in ax.get_legend().get_texts()]
     fig2 = A.plot_gap(recording, 0.1)
     assert len(fig2.axes) == 2
+    ax3 = A.plot_fd_over_training(recording, 0.1)
+    assert len(ax3.get_lines()) == 2 and recording.feature_extractor in ax3.get_title()
     plt.close("all")
 
 

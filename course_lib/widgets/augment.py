@@ -334,6 +334,45 @@ def plot_gap(recording, fraction: float = 0.1, labels: dict | None = None):
     return fig
 
 
+def best_and_final(recording, fraction: float, augment_name: str, key: str = "fd") -> dict:
+    """Where the seeds' mean ``key`` curve was lowest, and where it ended:
+    ``{"best_step", "best", "final_step", "final", "rise"}`` (rise = final / best - 1)."""
+    steps, values = mean_curve(recording, fraction, augment_name, key)
+    i = int(np.argmin(values))
+    return {"best_step": steps[i], "best": values[i], "final_step": steps[-1], "final": values[-1],
+            "rise": values[-1] / values[i] - 1}
+
+
+def plot_fd_over_training(recording, fraction: float = 0.1, labels: dict | None = None, ax=None):
+    """FD over training with and without DiffAugment (mean over seeds, band: min to max),
+    each curve's lowest point marked."""
+    import matplotlib.pyplot as plt
+
+    from course_lib.experiments import STRATEGY_LABELS
+
+    labels = labels or STRATEGY_LABELS
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.6))
+    colors = {"none": "#d95f02", "diffaugment": "#1b9e77"}
+    for augment_name in ("none", "diffaugment"):
+        runs = [r for r in recording.runs if _same(r["fraction"], fraction) and r["augment"] == augment_name]
+        steps, mean = mean_curve(recording, fraction, augment_name, "fd")
+        values = np.array([r["history"]["fd"][: len(steps)] for r in runs])
+        ax.plot(steps, mean, color=colors[augment_name], lw=2,
+                label=f"{labels[augment_name]} (n={len(runs)})")
+        ax.fill_between(steps, values.min(axis=0), values.max(axis=0), color=colors[augment_name], alpha=0.15)
+        best = best_and_final(recording, fraction, augment_name)
+        ax.scatter([best["best_step"]], [best["best"]], color=colors[augment_name], marker="v", s=50, zorder=3)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel(metric_name(recording.feature_extractor) + " (log scale)")
+    ax.set_title(f"{fraction:.0%} of the data: the distance over training, mean over seeds (band: min-max; "
+                 f"▼ lowest)\n{recording.feature_extractor} · {recording.preset} preset", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    return ax
+
+
 # --- does a set of images look augmented? --------------------------------------------------
 
 def leak_indicators(images: torch.Tensor, flat: float = 0.08, patch: int = 4) -> dict:
@@ -533,7 +572,7 @@ def live_run(recording, preset, run_fn: Callable | None = None, **defaults) -> L
 __all__ = [
     "policy_string", "augment", "augmented_grid", "AugmentState", "AugmentExplorer",
     "augment_explorer", "Summary", "summarize", "headline_figures", "plot_strategies",
-    "plot_fd_vs_fraction", "plot_gap", "mean_curve", "leak_indicators", "measure_augment_overhead",
+    "plot_fd_vs_fraction", "plot_gap", "mean_curve", "best_and_final", "plot_fd_over_training", "leak_indicators", "measure_augment_overhead",
     "saved_benchmark", "load_benchmark", "LiveState", "LiveRun", "live_run", "fd_plot_png",
     "run_summary", "short_source", "recording_banner",
 ]
