@@ -58,7 +58,7 @@ def test_shipped_recording_has_the_full_grid(shipped):
 
 def test_shipped_recording_values_are_finite_and_consistent(shipped):
     name, rec = shipped
-    steps = get_preset(name).gan_steps
+    steps = get_preset(name).compare_steps
     for run in rec.runs:
         key, history, final = run["key"], run["history"], run["final"]
         for k in FINAL_KEYS:
