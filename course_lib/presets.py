@@ -40,17 +40,17 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "ci": Preset(
-        name="ci", gan_steps=20, compare_steps=20, batch_size=16, ngf=8, ndf=8, eval_every=10, n_eval=64,
-        n_seeds=1, fewshot_size=32, fewshot_steps=10, pretrain_steps=10, repeats=1,
+        name="ci", gan_steps=20, compare_steps=20, batch_size=16, ngf=8, ndf=8, eval_every=10,
+        n_eval=64, n_seeds=1, fewshot_size=32, fewshot_steps=10, pretrain_steps=10, repeats=1,
     ),
     "class": Preset(
-        name="class", gan_steps=1000, compare_steps=4000, batch_size=64, ngf=32, ndf=32, eval_every=100,
-        n_eval=500, n_seeds=3, fewshot_size=64, fewshot_steps=300, pretrain_steps=300,
+        name="class", gan_steps=1000, compare_steps=4000, batch_size=64, ngf=32, ndf=32,
+        eval_every=100, n_eval=500, n_seeds=3, fewshot_size=64, fewshot_steps=300, pretrain_steps=300,
         repeats=3,
     ),
     "full": Preset(
-        name="full", gan_steps=100_000, compare_steps=100_000, batch_size=64, ngf=64, ndf=64, eval_every=5_000,
-        n_eval=10_000, n_seeds=3, fewshot_size=256, fewshot_steps=20_000,
+        name="full", gan_steps=100_000, compare_steps=100_000, batch_size=64, ngf=64, ndf=64,
+        eval_every=5_000, n_eval=10_000, n_seeds=3, fewshot_size=256, fewshot_steps=20_000,
         pretrain_steps=100_000, repeats=5,
     ),
 }

@@ -230,6 +230,9 @@ def plot_strategies(recording, fraction: float = 0.1, seed: int = 0, labels: dic
     return fig
 
 
+STRATEGY_COLORS = {"none": "#d95f02", "diffaugment": "#1b9e77"}   # the same in every plot
+
+
 def plot_fd_vs_fraction(recording, live: list | None = None, ax=None, labels: dict | None = None):
     """Bars of the final FD (mean over seeds, error bar = standard deviation, dots = seeds,
     n = how many)
@@ -243,7 +246,7 @@ def plot_fd_vs_fraction(recording, live: list | None = None, ax=None, labels: di
     table = summarize(recording, "fd")
     if ax is None:
         _, ax = plt.subplots(figsize=(6.4, 3.8))
-    colors = {"none": "#d95f02", "diffaugment": "#1b9e77"}
+    colors = STRATEGY_COLORS
     width = 0.36
     for k, augment_name in enumerate(("none", "diffaugment")):
         xs, means, stds = [], [], []
@@ -306,7 +309,7 @@ def plot_gap(recording, fraction: float = 0.1, labels: dict | None = None):
 
     labels = labels or STRATEGY_LABELS
     fig, (ax, bars) = plt.subplots(1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [2, 1]})
-    colors = {"none": "#d95f02", "diffaugment": "#1b9e77"}
+    colors = STRATEGY_COLORS
     gaps = summarize(recording, "gap")
     for augment_name in ("none", "diffaugment"):
         steps, train = mean_curve(recording, fraction, augment_name, "acc_train")
@@ -353,7 +356,7 @@ def plot_fd_over_training(recording, fraction: float = 0.1, labels: dict | None 
     labels = labels or STRATEGY_LABELS
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.6))
-    colors = {"none": "#d95f02", "diffaugment": "#1b9e77"}
+    colors = STRATEGY_COLORS
     for augment_name in ("none", "diffaugment"):
         runs = [r for r in recording.runs if _same(r["fraction"], fraction) and r["augment"] == augment_name]
         steps, mean = mean_curve(recording, fraction, augment_name, "fd")
@@ -572,7 +575,8 @@ def live_run(recording, preset, run_fn: Callable | None = None, **defaults) -> L
 __all__ = [
     "policy_string", "augment", "augmented_grid", "AugmentState", "AugmentExplorer",
     "augment_explorer", "Summary", "summarize", "headline_figures", "plot_strategies",
-    "plot_fd_vs_fraction", "plot_gap", "mean_curve", "best_and_final", "plot_fd_over_training", "leak_indicators", "measure_augment_overhead",
+    "plot_fd_vs_fraction", "plot_gap", "mean_curve", "best_and_final", "plot_fd_over_training",
+    "leak_indicators", "measure_augment_overhead",
     "saved_benchmark", "load_benchmark", "LiveState", "LiveRun", "live_run", "fd_plot_png",
     "run_summary", "short_source", "recording_banner",
 ]
