@@ -57,6 +57,13 @@ def user_cache_home() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
 
 
+def app_cache_home() -> Path:
+    """The workbook's folder in the user cache, ``<user cache>/efficient-gans-workbook``:
+    the parent of the default data root (``data``) and model zoo (``zoo``), siblings so
+    that clearing one never touches the other."""
+    return user_cache_home() / "efficient-gans-workbook"
+
+
 def is_within(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
     """True if ``path`` is ``folder`` or lies under it (both resolved, symlinks followed)."""
     path, folder = Path(path).resolve(), Path(folder).resolve()

@@ -47,12 +47,11 @@ from pathlib import Path
 from typing import Callable
 
 import course_lib
-from course_lib.fileio import (atomic_torch_save, atomic_write_json, load_checkpoint,
-                               user_cache_home, writable_folder_problem)
+from course_lib.fileio import (app_cache_home, atomic_torch_save, atomic_write_json,
+                               load_checkpoint, writable_folder_problem)
 from course_lib.presets import Preset, get_preset
 
 ENV_VAR = "COURSE_CACHE"
-APP_FOLDER = "efficient-gans-workbook"
 FETCHED_STEM = "fetched"
 TRAINED_KEYS = ("name", "preset", "seed", "sha256")
 FETCHED_KEYS = ("name", "path")
@@ -92,13 +91,13 @@ def cache_dir() -> Path:
     Not created here: reading the path must not touch the disk."""
     if os.environ.get(ENV_VAR):
         return Path(os.environ[ENV_VAR]).expanduser()
-    return user_cache_home() / APP_FOLDER / "zoo"
+    return app_cache_home() / "zoo"
 
 
 def _legacy_root() -> Path:
     """Where course_lib 0.2.0 and earlier kept the zoo by default (its data root is the
     ``data`` folder inside)."""
-    return user_cache_home() / APP_FOLDER
+    return app_cache_home()
 
 
 def entry_paths(name: str, preset: str, seed: int) -> tuple[Path, Path]:
@@ -205,20 +204,20 @@ def scan() -> Scan:
         folders = sorted(p for p in root.iterdir() if not p.name.startswith(".") and p.is_dir())
     except OSError as exc:
         return Scan(root, problem=f"cannot list {root} ({exc.strerror or exc})")
-    result = Scan(root)
+    found_entries, skipped = [], []
     for folder in folders:
         try:
             metas = sorted(folder.glob("*.json"))
         except OSError as exc:
-            result.skipped.append((folder, f"cannot list it ({exc.strerror or exc})"))
+            skipped.append((folder, f"cannot list it ({exc.strerror or exc})"))
             continue
         for meta_path in metas:
             found = _recognise(meta_path)
             if isinstance(found, ZooEntry):
-                result.entries.append(found)
+                found_entries.append(found)
             else:
-                result.skipped.append((meta_path, found))
-    return result
+                skipped.append((meta_path, found))
+    return Scan(root, found_entries, skipped)
 
 
 def entries(kind: str | None = "trained") -> list[dict]:

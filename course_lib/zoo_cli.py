@@ -93,12 +93,13 @@ def clear_zoo(yes: bool, out=None) -> int:
         raise zoo.ZooError(f"nothing cleared: {scan.problem}")
     doomed = [e for e in scan.entries if e.kind == "trained"]
     kept = len(scan.entries) - len(doomed)
+    root = scan.root.resolve()
     if not doomed:
-        print(f"nothing to clear: no trained models in {scan.root}", file=out)
+        print(f"nothing to clear: no trained models in {root}", file=out)
         return 0
     files = [f for e in doomed for f in e.files]
     print(f"will delete {len(doomed)} trained model(s), {len(files)} files, "
-          f"{_megabytes(files):.1f} MB, from {scan.root}:", file=out)
+          f"{_megabytes(files):.1f} MB, from {root}:", file=out)
     for entry in doomed:
         print(_entry_line(entry), file=out)
     print(f"kept: {kept} fetched record(s), the data root, and every other file", file=out)
@@ -115,7 +116,7 @@ def clear_zoo(yes: bool, out=None) -> int:
             return 0
     removed = [p for e in doomed for p in zoo.remove(e)]
     print(f"deleted {len(doomed)} trained model(s) ({len(removed)} files) from "
-          f"{scan.root}", file=out)
+          f"{root}", file=out)
     return 0
 
 

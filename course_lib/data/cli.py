@@ -13,8 +13,9 @@ from course_lib import zoo
 from course_lib.data.downloads import url_problem
 from course_lib.data.errors import DataError
 from course_lib.data.paths import DATA_ENV, data_root
-from course_lib.data.registry import (REGISTRY, fetch, get_entry, root_problem, status,
-                                      verify)
+from course_lib.data.registry import (REGISTRY, fetch, get_entry, local_file_problem,
+                                      status, verify)
+from course_lib.fileio import folder_blocker
 
 
 def human_size(n: int | None) -> str:
@@ -33,7 +34,7 @@ def cmd_list(root: Path | None = None, out=None) -> int:
     """The data root and the model zoo's root, then one line per registry entry:
     present?, verified?, size, where."""
     shown = root or data_root()
-    problem = root_problem(shown)
+    problem = folder_blocker(shown)
     if problem:
         raise DataError(f"the data root {shown} cannot hold datasets: {problem}. Give --root "
                         f"a folder, or set {DATA_ENV} to one")
@@ -137,21 +138,20 @@ def url_arg(value: str) -> str:
 def source_arg(value: str) -> Path:
     """``--from``: an existing file (whether it is the right kind is checked per NAME)."""
     path = Path(value).expanduser()
-    if path.is_dir():
-        raise argparse.ArgumentTypeError(
-            f"{value} is a folder, not a file: give the archive or weights file you "
-            f"downloaded (an unpacked image folder works as is: load_image_folder(path, "
-            f"size), or train-gan --data PATH)")
-    if not path.exists():
-        raise argparse.ArgumentTypeError(f"{value}: no such file. Give the path of the file "
-                                         f"you downloaded")
+    problem = local_file_problem(path)
+    if problem:
+        # An unpacked image folder needs no installing: it can be used where it is.
+        unpacked = (" (an unpacked image folder works where it is: train-gan --data PATH, "
+                    "or load_image_folder(path, size))" if path.is_dir() else "")
+        raise argparse.ArgumentTypeError(f"{value} {problem}: give the archive or weights "
+                                         f"file you downloaded{unpacked}")
     return path
 
 
 def root_arg(value: str) -> Path:
     """``--root``: a folder, or a path where one can be made."""
     path = Path(value).expanduser()
-    problem = root_problem(path)
+    problem = folder_blocker(path)
     if problem:
         raise argparse.ArgumentTypeError(f"{problem}: give the folder that holds (or will "
                                          f"hold) the datasets")

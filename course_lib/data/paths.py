@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from course_lib.fileio import user_cache_home
+from course_lib.fileio import app_cache_home, user_cache_home
 
 DATA_ENV = "COURSE_DATA"
 
@@ -24,7 +24,7 @@ def data_root() -> Path:
     """
     if os.environ.get(DATA_ENV):
         return Path(os.environ[DATA_ENV]).expanduser()
-    return user_cache_home() / "efficient-gans-workbook" / "data"
+    return app_cache_home() / "data"
 
 
 def torch_home() -> Path:

@@ -29,7 +29,7 @@ from course_lib.data.archive import extract_archive, replace_dir, sniff_archive,
 from course_lib.data.downloads import download_file, file_digests
 from course_lib.data.errors import DataError
 from course_lib.data.paths import DATA_ENV, data_root, torch_home
-from course_lib.fileio import folder_blocker, load_checkpoint, writable_folder_problem
+from course_lib.fileio import load_checkpoint, writable_folder_problem
 
 
 @dataclass(frozen=True)
@@ -337,15 +337,24 @@ def source_problem(source: Path, entry: Entry) -> str | None:
     else a phrase saying why not, to follow the path ("is a folder, not a file: ...")."""
     what = "the archive (.zip, .tar.gz) you downloaded" if entry.kind == "archive" else \
         f"the {entry.filename} you downloaded"
-    if source.is_dir():
-        return f"is a folder, not a file: give {what}"
-    if not source.exists():
-        return f"does not exist: give the path of {what}"
-    if not source.is_file():
-        return f"is not a regular file: give {what}"
+    problem = local_file_problem(source)
+    if problem:
+        return f"{problem}: give {what}"
     if entry.kind == "archive" and sniff_archive(source) is None:
         return (f"is not a zip or tar archive{web_page_hint(source)}: give {what} for "
                 f"{entry.name} (see `python data_scripts/get_data.py --info {entry.name}`)")
+    return None
+
+
+def local_file_problem(path: Path) -> str | None:
+    """None if ``path`` is an existing regular file, else "is a folder, not a file",
+    "does not exist" or "is not a regular file"."""
+    if path.is_dir():
+        return "is a folder, not a file"
+    if not path.exists():
+        return "does not exist"
+    if not path.is_file():
+        return "is not a regular file (a device or pipe)"
     return None
 
 
@@ -358,12 +367,6 @@ def _check_base(entry: Entry, root: Path | None) -> None:
                f"give --root a writable folder, or set {DATA_ENV}")
         raise DataError(f"cannot install {entry.name} into {base}: {problem}. Nothing was "
                         f"downloaded: {how}")
-
-
-def root_problem(root: str | os.PathLike) -> str | None:
-    """None if ``root`` can be a data root (a folder, or nothing yet), else what is in the
-    way ("/x is a file, not a folder"). Touches nothing."""
-    return folder_blocker(root)
 
 
 def _record(entry: Entry, root: Path | None, path: Path, url: str, sha256: str,

@@ -77,16 +77,19 @@ def test_the_three_roots_are_separate_by_default(isolated_home, monkeypatch):
 
 
 def test_clear_on_the_default_layout_keeps_the_fetched_data(isolated_home, capsys):
-    """Reproduction: `zoo --clear` deleted ~/.cache/efficient-gans-workbook, data and all."""
+    """Reproduction: `zoo --clear` deleted ~/.cache/efficient-gans-workbook, data and all.
+    The layout as 0.2.0 left it: an entry in the old zoo folder, the data inside it."""
+    old_root = isolated_home / ".cache" / "efficient-gans-workbook"
     data = fetched_data(isolated_home)
+    old_entry(old_root, name="made-by-0.2.0")
     calls = []
     zoo.load_or_train("toy", trainer(calls), preset="ci")
     assert course_main(["zoo", "--clear", "--yes"]) == 0
     assert all(f.read_bytes().startswith(b"a photograph") for f in data)
     assert status("100-shot-obama")["present"]
-    assert not any(zoo.cache_dir().rglob("*.pt"))
+    assert not list(old_root.rglob("*.pt"))  # both models are gone, the old one too
     out = capsys.readouterr().out
-    assert "will delete 1 trained model" in out and "toy" in out
+    assert "will delete 2 trained model" in out and "toy" in out and "made-by-0.2.0" in out
 
 
 def test_clear_in_a_folder_of_user_files_deletes_only_zoo_entries(tmp_path, monkeypatch,
