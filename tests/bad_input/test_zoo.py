@@ -258,6 +258,27 @@ def test_a_folder_in_the_way_is_refused_before_training_and_kept():
     assert (meta / "mine.txt").read_text() == "keep me"
 
 
+def test_a_read_only_zoo_still_serves_what_it_holds(monkeypatch):
+    """Only training needs to write: a usable entry loads from a zoo that cannot be
+    written (a shared, read-only copy), and a missing one is refused before training."""
+    calls = []
+    zoo.load_or_train("toy", trainer(calls), preset="ci")
+    monkeypatch.setattr(zoo, "writable_folder_problem", lambda folder: f"{folder} is read-only")
+    assert torch.equal(zoo.load_or_train("toy", trainer(calls), preset="ci")["w"],
+                       torch.zeros(3))
+    with pytest.raises(ValueError, match="read-only"):
+        zoo.load_or_train("toy", trainer(calls), preset="ci", seed=1)
+    assert len(calls) == 1
+
+
+def test_a_failed_training_leaves_no_empty_folder_behind():
+    def crash(preset, seed):
+        raise RuntimeError("out of memory")
+    with pytest.raises(RuntimeError):
+        zoo.load_or_train("toy", crash, preset="ci")
+    assert not (zoo.cache_dir() / "toy").exists()
+
+
 @pytest.mark.parametrize("kind", [k for k in BROKEN if k != "a folder named .json"])
 def test_broken_metadata_is_named_and_rebuilt(kind, capsys):
     """Reproduction: a JSON list crashed (AttributeError); corrupt JSON and missing keys
