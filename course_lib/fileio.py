@@ -49,3 +49,56 @@ def load_checkpoint(path: str | os.PathLike):
     """``torch.load`` with ``weights_only=True``: a checkpoint can hold tensors and plain
     containers, never code."""
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def user_cache_home() -> Path:
+    """``$XDG_CACHE_HOME``, else ``~/.cache``: the standard place for per-user caches, and
+    the standard way to move them all off a small home disk."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
+
+
+def app_cache_home() -> Path:
+    """The workbook's folder in the user cache, ``<user cache>/efficient-gans-workbook``:
+    the parent of the default data root (``data``) and model zoo (``zoo``), siblings so
+    that clearing one never touches the other."""
+    return user_cache_home() / "efficient-gans-workbook"
+
+
+def is_within(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
+    """True if ``path`` is ``folder`` or lies under it (both resolved, symlinks followed)."""
+    path, folder = Path(path).resolve(), Path(folder).resolve()
+    return path == folder or folder in path.parents
+
+
+def folder_blocker(folder: str | os.PathLike) -> str | None:
+    """None if ``folder`` is a folder or could be made one; otherwise what is in the way,
+    e.g. "/x/a is a file, not a folder" (``folder`` itself or a parent). Touches nothing."""
+    folder = Path(folder)
+    for p in (folder, *folder.parents):  # the first thing that exists on the way up
+        if p.is_symlink() and not p.exists():
+            return f"{p} is a broken symbolic link"
+        if p.exists():
+            return None if p.is_dir() else f"{p} is a file, not a folder"
+    return None
+
+
+def writable_folder_problem(folder: str | os.PathLike) -> str | None:
+    """None if files can be created in ``folder`` (made, with its parents, if missing);
+    otherwise a short phrase saying why not, e.g. "/x/a is a file, not a folder".
+
+    Tried by creating and deleting a hidden file, so it holds for every reason a write can
+    fail (permissions, a read-only disk, a file where a folder should be), not just the
+    ones a permission check would see. Call it before long work whose result must be saved.
+    """
+    blocker = folder_blocker(folder)
+    if blocker:
+        return blocker
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"{folder} is not writable ({exc.strerror or exc})"
+    return None

@@ -67,7 +67,17 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike) -> Path
 
 
 def archive_kind(path: Path) -> str:
-    """'zip' or 'tar', judged by content (not the file name)."""
+    """'zip' or 'tar', judged by content (not the file name); :class:`DataError` if
+    neither."""
+    kind = sniff_archive(path)
+    if kind is None:
+        raise DataError(f"{path} is not a zip or tar archive{web_page_hint(path)}. It may be "
+                        f"incomplete or the wrong file: delete it and download it again")
+    return kind
+
+
+def sniff_archive(path: Path) -> str | None:
+    """'zip', 'tar', or None if the content is neither."""
     if zipfile.is_zipfile(path):
         return "zip"
     try:
@@ -75,12 +85,20 @@ def archive_kind(path: Path) -> str:
             return "tar"
     except (OSError, EOFError, tarfile.TarError, zlib.error):
         pass
-    with open(path, "rb") as f:
-        head = f.read(64)
-    hint = " (it looks like a web page: the link may need '?dl=1' or a login)" \
-        if head.lstrip().lower().startswith((b"<!doctype", b"<html")) else ""
-    raise DataError(f"{path} is not a zip or tar archive{hint}. It may be incomplete or "
-                    f"the wrong file: delete it and download it again")
+    return None
+
+
+def web_page_hint(path: Path) -> str:
+    """" (it looks like a web page: ...)" if the file is HTML, else "". A download link
+    that needs a login or a '?dl=1' gives a web page instead of the file."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return ""
+    if head.lstrip().lower().startswith((b"<!doctype", b"<html")):
+        return " (it looks like a web page: the link may need '?dl=1' or a login)"
+    return ""
 
 
 def _check_name(name: str, archive: Path) -> None:

@@ -9,9 +9,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from course_lib import zoo
+from course_lib.data.downloads import url_problem
 from course_lib.data.errors import DataError
-from course_lib.data.paths import data_root
-from course_lib.data.registry import REGISTRY, fetch, get_entry, status, verify
+from course_lib.data.paths import DATA_ENV, data_root
+from course_lib.data.registry import (REGISTRY, fetch, get_entry, local_file_problem,
+                                      status, verify)
+from course_lib.fileio import folder_blocker
 
 
 def human_size(n: int | None) -> str:
@@ -27,8 +31,16 @@ def human_size(n: int | None) -> str:
 # --- the commands --------------------------------------------------------------------------
 
 def cmd_list(root: Path | None = None, out=None) -> int:
-    """One line per registry entry: present?, verified?, size, where."""
-    print(f"data root: {root or data_root()}  (set COURSE_DATA to move it)", file=out)
+    """The data root and the model zoo's root, then one line per registry entry:
+    present?, verified?, size, where."""
+    shown = root or data_root()
+    problem = folder_blocker(shown)
+    if problem:
+        raise DataError(f"the data root {shown} cannot hold datasets: {problem}. Give --root "
+                        f"a folder, or set {DATA_ENV} to one")
+    print(f"data root: {shown}  (set {DATA_ENV} to move it)", file=out)
+    print(f"model zoo: {zoo.cache_dir()}  (trained models, a separate folder: "
+          f"python -m course_lib zoo)", file=out)
     header = f"{'NAME':<33} {'STATE':<8} {'CHECK':<12} {'SIZE':>9}  WHERE"
     print(header, file=out)
     for name, entry in REGISTRY.items():
@@ -52,6 +64,8 @@ def cmd_fetch(names: list[str], root: Path | None = None, force: bool = False,
     out = out or sys.stdout
     if names == ["all"]:
         names = list(REGISTRY)
+    if source and url:
+        raise DataError("give --from FILE or --url URL, not both")
     if (source or url) and len(names) != 1:
         raise DataError("--from and --url apply to one dataset: give exactly one NAME")
     for name in names:
@@ -107,19 +121,57 @@ def cmd_info(name: str, root: Path | None = None, out=None) -> int:
     return 0
 
 
+# --- argument types: checked while parsing, so the message names the flag ----------------
+
+def url_arg(value: str) -> str:
+    """``--url``: a URL to download from, not a path (that is ``--from``)."""
+    problem = url_problem(value)
+    if problem is None:
+        return value
+    if problem.startswith("is a file path"):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} {problem}: to install a file you already have, use --from {value}")
+    raise argparse.ArgumentTypeError(f"{value!r} {problem}: give the full link, e.g. "
+                                     f"https://host/file.zip")
+
+
+def source_arg(value: str) -> Path:
+    """``--from``: an existing file (whether it is the right kind is checked per NAME)."""
+    path = Path(value).expanduser()
+    problem = local_file_problem(path)
+    if problem:
+        # An unpacked image folder needs no installing: it can be used where it is.
+        unpacked = (" (an unpacked image folder works where it is: train-gan --data PATH, "
+                    "or load_image_folder(path, size))" if path.is_dir() else "")
+        raise argparse.ArgumentTypeError(f"{value} {problem}: give the archive or weights "
+                                         f"file you downloaded{unpacked}")
+    return path
+
+
+def root_arg(value: str) -> Path:
+    """``--root``: a folder, or a path where one can be made."""
+    path = Path(value).expanduser()
+    problem = folder_blocker(path)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{problem}: give the folder that holds (or will "
+                                         f"hold) the datasets")
+    return path
+
+
 # --- python -m course_lib data ... -----------------------------------------------------------
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", type=Path, default=None,
+    parser.add_argument("--root", type=root_arg, default=None,
                         help="data root (default: $COURSE_DATA or ~/.cache/...)")
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION")
     sub.add_parser("list", help="what is present, where, its size, verified or not")
     f = sub.add_parser("fetch", help="download, verify and install datasets/weights")
     f.add_argument("names", nargs="+", metavar="NAME", help=f"'all' or: {', '.join(REGISTRY)}")
     f.add_argument("--force", action="store_true", help="fetch again even if present")
-    f.add_argument("--from", dest="source", metavar="FILE",
+    f.add_argument("--from", dest="source", metavar="FILE", type=source_arg,
                    help="install a file you downloaded yourself instead of downloading")
-    f.add_argument("--url", help="download from this URL instead of the registry's")
+    f.add_argument("--url", type=url_arg,
+                   help="download from this URL instead of the registry's")
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
     v = sub.add_parser("verify", help="check fetched files against their checksums")
     v.add_argument("names", nargs="+", metavar="NAME")
@@ -153,10 +205,10 @@ def get_data_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verify", action="store_true", help="check NAMEs on disk")
     parser.add_argument("--info", action="store_true", help="details of NAMEs")
     parser.add_argument("--force", action="store_true", help="fetch again even if present")
-    parser.add_argument("--from", dest="source", metavar="FILE",
+    parser.add_argument("--from", dest="source", metavar="FILE", type=source_arg,
                         help="install a file you downloaded yourself")
-    parser.add_argument("--url", help="download from this URL instead")
-    parser.add_argument("--root", type=Path, default=None, help="data root")
+    parser.add_argument("--url", type=url_arg, help="download from this URL instead")
+    parser.add_argument("--root", type=root_arg, default=None, help="data root")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:

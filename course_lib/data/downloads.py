@@ -15,10 +15,11 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from tqdm.auto import tqdm
 
@@ -30,6 +31,42 @@ CHUNK_BYTES = 1 << 16
 RETRY_BACKOFF_S = 1.0
 # Some hosts refuse urllib's default agent string.
 USER_AGENT = f"efficient-gans-workbook/{__version__} (+python urllib)"
+
+
+# Schemes urllib can fetch from that make sense for a dataset link.
+URL_SCHEMES = ("http", "https", "ftp", "file")
+
+
+def url_problem(url: str) -> str | None:
+    """None if ``url`` is a URL this module can download from, else a phrase saying what
+    is wrong with it ("is a file path, not a URL", "is not a valid URL (...)")."""
+    try:
+        parts = urllib.parse.urlsplit(str(url))
+    except ValueError as exc:  # e.g. "http://[::1": Invalid IPv6 URL
+        return f"is not a valid URL ({exc})"
+    if parts.scheme in URL_SCHEMES:
+        if parts.scheme != "file" and not parts.hostname:
+            return "is not a valid URL (no host name)"
+        return None
+    try:
+        on_disk = Path(str(url)).expanduser().exists()
+    except (OSError, ValueError):
+        on_disk = False
+    if on_disk:
+        return "is a file path, not a URL"
+    # A one-letter "scheme" is a Windows drive (C:\\...), not a protocol.
+    if not parts.scheme or len(parts.scheme) == 1:
+        return "is not a URL: it does not start with https:// (or http://, ftp://, file://)"
+    return (f"is not a URL this tool can download from (scheme {parts.scheme!r}; use "
+            f"{', '.join(s + '://' for s in URL_SCHEMES)})")
+
+
+def local_path(url: str) -> Path | None:
+    """The file a ``file://`` URL names, else None."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "file":
+        return None
+    return Path(urllib.request.url2pathname(parts.path))
 
 
 class _Retryable(Exception):
@@ -66,22 +103,32 @@ def download_file(url: str | Sequence[str], dest: str | os.PathLike, *,
                   sha256: str | None = None, md5: str | None = None,
                   sha256_prefix: str | None = None, retries: int = 3,
                   progress: bool = True, timeout: float = 60.0,
-                  backoff: float | None = None) -> Downloaded:
+                  backoff: float | None = None,
+                  check: Callable[[Path], str | None] | None = None) -> Downloaded:
     """:func:`download`, returning the digests too (the registry records them).
 
     sha256_prefix: the first hex digits of the sha256, for files that only publish
     that much (torch hub names weights ``<name>-<first 8 hex of sha256>.pth``).
+    check:    called on the complete, checksum-verified temporary file before it is
+              renamed into place; returns None if the content is right, else a phrase
+              saying what it is instead (e.g. "is not a PyTorch weights file"), and
+              then nothing is installed.
     """
     urls = [str(url)] if isinstance(url, (str, os.PathLike)) else [str(u) for u in url]
     if not urls:
         raise DataError(f"no URL to download {Path(dest).name} from")
+    for u in urls:
+        problem = url_problem(u)
+        if problem:
+            raise DataError(f"cannot download {u!r}: it {problem}")
     dest = Path(dest)
     expected = _Expected(sha256=sha256, md5=md5, sha256_prefix=sha256_prefix)
     failures: list[tuple[str, DataError]] = []
     for u in urls:
         try:
             return _download_with_retries(u, dest, expected, retries, progress, timeout,
-                                          RETRY_BACKOFF_S if backoff is None else backoff)
+                                          RETRY_BACKOFF_S if backoff is None else backoff,
+                                          check)
         except DataError as exc:
             failures.append((u, exc))
     if len(failures) == 1:
@@ -105,6 +152,11 @@ class _Expected:
                    sha256.startswith((self.sha256_prefix or "").lower()))]
         for kind, want, got, ok in checks:
             if want and not ok:
+                local = local_path(url)
+                if local is not None:  # a file on this computer: no server to blame
+                    return (f"checksum mismatch for {local}: expected {kind} "
+                            f"{want.lower()}, got {got}. It was not installed: the file is "
+                            f"damaged, incomplete or a different one. Download it again")
                 return (f"checksum mismatch for {url}: expected {kind} {want.lower()}, "
                         f"got {got}. The file was not kept. The server may be serving a "
                         f"different or damaged file: try again later or another mirror")
@@ -112,11 +164,12 @@ class _Expected:
 
 
 def _download_with_retries(url: str, dest: Path, expected: _Expected, retries: int,
-                           progress: bool, timeout: float, backoff: float) -> Downloaded:
+                           progress: bool, timeout: float, backoff: float,
+                           check: Callable[[Path], str | None] | None) -> Downloaded:
     last: Exception | None = None
     for attempt in range(retries + 1):
         try:
-            return _download_once(url, dest, expected, progress, timeout)
+            return _download_once(url, dest, expected, progress, timeout, check)
         except _Retryable as exc:
             last = exc
             if attempt < retries:
@@ -130,7 +183,7 @@ def _download_with_retries(url: str, dest: Path, expected: _Expected, retries: i
 
 
 def _download_once(url: str, dest: Path, expected: _Expected, progress: bool,
-                   timeout: float) -> Downloaded:
+                   timeout: float, check: Callable[[Path], str | None] | None) -> Downloaded:
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
@@ -139,6 +192,10 @@ def _download_once(url: str, dest: Path, expected: _Expected, progress: bool,
         problem = expected.mismatch(url, sha256, md5)
         if problem:
             raise DataError(problem)
+        wrong = check(Path(tmp)) if check else None
+        if wrong:
+            raise DataError(f"{local_path(url) or url} {wrong}. It was not installed: "
+                            f"check that it is the right file for {dest.name}")
         os.chmod(tmp, 0o644)  # mkstemp makes it private; datasets may be shared
         os.replace(tmp, dest)
     finally:
@@ -161,6 +218,8 @@ def _open(url: str, timeout: float):
         if isinstance(exc.reason, FileNotFoundError):  # a file:// URL to a missing file
             raise DataError(f"{url}: no such file") from None
         raise _Retryable(f"cannot connect: {exc.reason}") from None
+    except (ValueError, http.client.InvalidURL) as exc:  # e.g. a port that is not a number
+        raise DataError(f"{url} is not a valid URL ({exc})") from None
     except (OSError, http.client.HTTPException) as exc:
         raise _Retryable(f"cannot connect: {exc}") from None
 

@@ -26,6 +26,12 @@ from course_lib.data.errors import DataError
 # A limit of our own instead of changing PIL's global MAX_IMAGE_PIXELS (other code in the
 # same process may rely on it). 64 MP is an 8000x8000 photo: ~190 MB decoded.
 MAX_PIXELS = 64_000_000
+# Bounds on the side of the square images, in pixels. Below 8 nothing of a photograph
+# survives, and the course's networks (two or more stride-2 layers) need at least that.
+# 1024 is the largest resolution in the GAN papers the course follows (StyleGAN's FFHQ):
+# 100 images at 1024x1024 hold 315 MB in memory as uint8, while a typo such as 30000
+# would need 2.7 GB for each single image.
+MIN_SIZE, MAX_SIZE = 8, 1024
 # Skip reasons, as the first words of each reason string (the summary counts them).
 EMPTY, NOT_IMAGE, TRUNCATED, CORRUPT, TOO_LARGE = (
     "empty file", "not an image", "truncated", "corrupt", "too large")
@@ -70,13 +76,15 @@ def load_image_folder(path: str | os.PathLike, size: int) -> ImageFolderDataset:
     Files are recognised by content, not extension. Hidden files and folders (.name)
     are ignored. Symlinks are followed, each real file and folder once.
 
+    ``size``: a whole number of pixels from 8 to 1024 (see ``MIN_SIZE``/``MAX_SIZE``).
+
     Returns an :class:`ImageFolderDataset` (items (image [3, size, size] in [-1, 1],
     label)) with ``.skipped`` and ``.summary()``. Raises :class:`DataError` if the
-    folder is missing or has no usable image, saying what it found.
+    folder is missing or has no usable image, saying what it found, or if ``size`` is
+    out of bounds.
     """
     root = Path(path).expanduser()
-    if not isinstance(size, numbers.Integral) or size < 1:
-        raise DataError(f"image size must be a positive integer, got {size!r}")
+    size = check_size(size)
     if not root.exists():
         where = "" if root.is_absolute() else f" (relative to {Path.cwd()})"
         raise DataError(f"image folder not found: {root}{where}. Check the path, or fetch "
@@ -102,6 +110,18 @@ def load_image_folder(path: str | os.PathLike, size: int) -> ImageFolderDataset:
     source = f"image folder {root} ({len(arrays)} images)"
     return ImageFolderDataset(images, torch.tensor(labels), root=root, paths=paths,
                               skipped=skipped, classes=list(class_names), source=source)
+
+
+def check_size(size) -> int:
+    """``size`` as an int if it is a whole number of pixels in [MIN_SIZE, MAX_SIZE], else
+    :class:`DataError` saying so (a bool is refused: True would mean 1x1 images)."""
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral):
+        raise DataError(f"image size must be a whole number of pixels from {MIN_SIZE} to "
+                        f"{MAX_SIZE}; got {size!r} ({type(size).__name__})")
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise DataError(f"image size must be from {MIN_SIZE} to {MAX_SIZE} pixels; got "
+                        f"{size}. Use e.g. 32, 64 or 256")
+    return int(size)
 
 
 def _nothing_usable(root: Path, files: list[Path], skipped: list[tuple[Path, str]]) -> str:

@@ -15,7 +15,7 @@ import torch
 from course_lib.data import embedded
 from course_lib.data.base import ImageDataset, UnpairedDataset
 from course_lib.data.errors import DataError
-from course_lib.data.images import load_image_folder
+from course_lib.data.images import check_size, load_image_folder
 from course_lib.data.paths import data_root
 from course_lib.data.registry import REGISTRY, entry_path, is_present
 
@@ -158,6 +158,7 @@ def few_shot(name: str = "100-shot-obama", size: int = 64,
         raise DataError(f"unknown few-shot set {name!r}; choose one of "
                         f"{', '.join(FEW_SHOT_NAMES)}, or load your own folder with "
                         f"load_image_folder(path, size)")
+    size = check_size(size)
     if is_present(name, root):
         ds = load_image_folder(entry_path(name, root), size)
         ds.source = f"{name} (real, {len(ds)} images)"
@@ -183,6 +184,7 @@ def unpaired(name: str = "horse2zebra", split: str = "train", size: int = 64,
                         f"{', '.join(UNPAIRED_NAMES)}")
     if split not in ("train", "test"):
         raise DataError(f"split must be 'train' or 'test'; got {split!r}")
+    size = check_size(size)
     if is_present(name, root):
         folder = entry_path(name, root)
         a = load_image_folder(folder / f"{split}A", size)
@@ -216,6 +218,7 @@ def get_dataset(name_or_path: str | os.PathLike, size: int = 32, fraction: float
     < 1 keeps a deterministic share of the images (by ``seed``).
     """
     key = str(name_or_path)
+    size = check_size(size)
     if key == "cifar10":
         ds = cifar10(fraction=fraction, seed=seed)
         ds.size = size
@@ -225,6 +228,9 @@ def get_dataset(name_or_path: str | os.PathLike, size: int = 32, fraction: float
     path = Path(key).expanduser()
     if path.is_dir():
         return _keep_fraction(load_image_folder(path, size), fraction, seed)
+    if path.exists():
+        raise DataError(f"{path} is a file, not a folder: give the folder that holds the "
+                        f"images, or a dataset name (cifar10, {', '.join(FEW_SHOT_NAMES)})")
     others = ", ".join(n for n in REGISTRY if n not in ("cifar10",) + FEW_SHOT_NAMES)
     raise DataError(f"unknown dataset {key!r}: not a name and not a folder "
                     f"({path.resolve()} does not exist). Use cifar10 or one of "

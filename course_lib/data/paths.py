@@ -1,15 +1,19 @@
-"""Where datasets and weights live on disk."""
+"""Where datasets and weights live on disk.
+
+The data root is one of three separate homes: fetched data here, trained models in the
+model zoo (``course_lib.zoo.cache_dir()``, a sibling folder ``.../zoo`` by default), run
+outputs in ``$COURSE_RESULTS_DIR`` and each run's ``--out``. Clearing one never touches
+another. The default data root has not moved since course_lib 0.2.0 (only the zoo
+moved out of its parent), so earlier downloads are found where they are.
+"""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from course_lib.fileio import app_cache_home, user_cache_home
+
 DATA_ENV = "COURSE_DATA"
-
-
-def _user_cache() -> Path:
-    # XDG_CACHE_HOME is the standard way to move every cache off a small home disk.
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
 
 
 def data_root() -> Path:
@@ -20,7 +24,7 @@ def data_root() -> Path:
     """
     if os.environ.get(DATA_ENV):
         return Path(os.environ[DATA_ENV]).expanduser()
-    return _user_cache() / "efficient-gans-workbook" / "data"
+    return app_cache_home() / "data"
 
 
 def torch_home() -> Path:
@@ -28,4 +32,4 @@ def torch_home() -> Path:
     ``torch.hub`` follows, so files put here are found by torch hub (and pytorch-fid)."""
     if os.environ.get("TORCH_HOME"):
         return Path(os.environ["TORCH_HOME"]).expanduser()
-    return _user_cache() / "torch"
+    return user_cache_home() / "torch"

@@ -14,16 +14,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 import urllib.parse
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from course_lib.data.archive import extract_archive, replace_dir
+import torch
+
+from course_lib import zoo
+from course_lib.data.archive import extract_archive, replace_dir, sniff_archive, web_page_hint
 from course_lib.data.downloads import download_file, file_digests
 from course_lib.data.errors import DataError
-from course_lib.data.paths import data_root, torch_home
+from course_lib.data.paths import DATA_ENV, data_root, torch_home
+from course_lib.fileio import load_checkpoint, writable_folder_problem
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,12 @@ class Entry:
     marker: a file or folder that must be inside ``dest`` for it to count as present.
     url_env: an environment variable that may hold an extra URL, tried first (for hosts
             whose link we cannot pin, such as a Dropbox share).
+    content: what a "file" entry must hold, checked before it is installed:
+            "torch-weights" (a state dict ``torch.load(weights_only=True)`` can read), or
+            None (no check beyond the checksum).
+    spec:   for model weights, the architecture to rebuild them with, recorded in the
+            model zoo when fetched (:func:`course_lib.zoo.register_fetched`):
+            ``{"task", "models": {role: {"class", "kwargs"}}}``.
     """
     name: str
     urls: tuple[str, ...]
@@ -56,6 +68,8 @@ class Entry:
     url_env: str | None = None
     homepage: str = ""
     notes: str = ""
+    content: str | None = None
+    spec: dict | None = field(default=None, hash=False, compare=False)
 
     @property
     def checksum_kind(self) -> str | None:
@@ -132,6 +146,11 @@ _ENTRIES = [
               "horse2zebra.pth",),
         filename="horse2zebra.pth", kind="file",
         dest="pretrained/cyclegan/horse2zebra.pth", size=45_500_000,
+        content="torch-weights",
+        spec={"task": "cyclegan", "direction": "A->B (horse to zebra)",
+              "models": {"G_A": {"class": "ResnetGenerator",
+                                 "kwargs": {"input_nc": 3, "output_nc": 3, "ngf": 64,
+                                            "n_blocks": 9}}}},
         licence="Released by the CycleGAN authors with pytorch-CycleGAN-and-pix2pix "
                 "(BSD licence).",
         homepage="https://github.com/junyanz/pytorch-CycleGAN-and-pix2pix",
@@ -276,18 +295,21 @@ def fetch(name: str, root: str | os.PathLike | None = None, force: bool = False,
 
     Does nothing if it is already present (unless ``force``). ``source`` installs a file
     you downloaded yourself (a browser download, a USB stick) instead of downloading;
-    ``urls`` replaces the registry's mirrors. A wrong checksum, a broken download or an
-    unsafe archive raises :class:`DataError` and leaves nothing half-installed.
+    ``urls`` replaces the registry's mirrors. A wrong checksum, a broken download, the
+    wrong kind of file or an unsafe archive raises :class:`DataError` and leaves nothing
+    half-installed. Model weights with a ``spec`` are recorded in the model zoo.
     """
     entry = get_entry(name)
     root = None if root is None else Path(root)
     path = entry_path(entry, root)
     if not force and _looks_complete(entry, path):
+        _record_in_zoo(entry, path)
         return path
     if source is not None:
         source = Path(source).expanduser()
-        if not source.is_file():
-            raise DataError(f"--from: no such file {source}")
+        problem = source_problem(source, entry)
+        if problem:
+            raise DataError(f"--from {source} {problem}")
         urls = [source.resolve().as_uri()]
         progress = False  # a local copy is quick
     elif urls is None:
@@ -299,10 +321,52 @@ def fetch(name: str, root: str | os.PathLike | None = None, force: bool = False,
                         f"link at {entry.homepage}, then {via_env}download the file in a "
                         f"browser and run `python data_scripts/get_data.py {name} --from "
                         f"FILE`")
+    _check_base(entry, root)
+    try:
+        if entry.kind == "file":
+            return _fetch_file(entry, root, urls, progress, retries)
+        return _fetch_archive(entry, root, urls, progress, retries, force)
+    except DataError as exc:
+        if source is not None:  # say which flag the bad file came from
+            raise DataError(f"--from: {exc}") from None
+        raise
 
-    if entry.kind == "file":
-        return _fetch_file(entry, root, urls, progress, retries)
-    return _fetch_archive(entry, root, urls, progress, retries, force)
+
+def source_problem(source: Path, entry: Entry) -> str | None:
+    """None if ``source`` (the file given with --from) can be installed as ``entry``,
+    else a phrase saying why not, to follow the path ("is a folder, not a file: ...")."""
+    what = "the archive (.zip, .tar.gz) you downloaded" if entry.kind == "archive" else \
+        f"the {entry.filename} you downloaded"
+    problem = local_file_problem(source)
+    if problem:
+        return f"{problem}: give {what}"
+    if entry.kind == "archive" and sniff_archive(source) is None:
+        return (f"is not a zip or tar archive{web_page_hint(source)}: give {what} for "
+                f"{entry.name} (see `python data_scripts/get_data.py --info {entry.name}`)")
+    return None
+
+
+def local_file_problem(path: Path) -> str | None:
+    """None if ``path`` is an existing regular file, else "is a folder, not a file",
+    "does not exist" or "is not a regular file"."""
+    if path.is_dir():
+        return "is a folder, not a file"
+    if not path.exists():
+        return "does not exist"
+    if not path.is_file():
+        return "is not a regular file (a device or pipe)"
+    return None
+
+
+def _check_base(entry: Entry, root: Path | None) -> None:
+    """Before downloading: the folder it goes into must be a writable folder."""
+    base = _base(entry, root)
+    problem = writable_folder_problem(base)
+    if problem:
+        how = ("set TORCH_HOME to a writable folder" if entry.base == "torch" else
+               f"give --root a writable folder, or set {DATA_ENV}")
+        raise DataError(f"cannot install {entry.name} into {base}: {problem}. Nothing was "
+                        f"downloaded: {how}")
 
 
 def _record(entry: Entry, root: Path | None, path: Path, url: str, sha256: str,
@@ -314,13 +378,53 @@ def _record(entry: Entry, root: Path | None, path: Path, url: str, sha256: str,
         fetched=time.strftime("%Y-%m-%d %H:%M:%S")))
 
 
+def _record_in_zoo(entry: Entry, path: Path, url: str | None = None,
+                   sha256: str | None = None) -> None:
+    """Weights with an architecture spec are recorded in the model zoo, so code that
+    needs them finds them there (:func:`course_lib.zoo.fetched_path`). A zoo that cannot
+    be written costs only the record, never the fetched file."""
+    if entry.spec is None:
+        return
+    if url is None and zoo.fetched_path(entry.name) == path.resolve():
+        return  # already recorded
+    try:
+        zoo.register_fetched(entry.name, path, spec=entry.spec, source=url or "(local copy)",
+                             sha256=sha256)
+    except (zoo.ZooError, OSError) as exc:
+        print(f"note: {entry.name} is installed at {path}, but the model zoo could not "
+              f"record it ({exc})", file=sys.stderr)
+
+
+def _content_check(entry: Entry):
+    """The check :func:`download_file` runs before installing a file entry, or None."""
+    if entry.content == "torch-weights":
+        return torch_weights_problem
+    return None
+
+
+def torch_weights_problem(path: Path) -> str | None:
+    """None if ``path`` holds a state dict of tensors readable with weights_only=True,
+    else what it is instead."""
+    try:
+        obj = load_checkpoint(path)
+    except Exception as exc:
+        # Only the type: torch's message may advise weights_only=False, which must never be
+        # suggested for a file from the internet.
+        return f"is not a PyTorch weights file (torch.load: {type(exc).__name__})"
+    if not isinstance(obj, Mapping) or not any(isinstance(v, torch.Tensor)
+                                               for v in obj.values()):
+        return "is a PyTorch file but not a state dict of weights"
+    return None
+
+
 def _fetch_file(entry: Entry, root: Path | None, urls: list[str], progress: bool,
                 retries: int) -> Path:
     dest = entry_path(entry, root)
     got = download_file(urls, dest, sha256=entry.sha256, md5=entry.md5,
                         sha256_prefix=entry.sha256_prefix, progress=progress,
-                        retries=retries)
+                        retries=retries, check=_content_check(entry))
     _record(entry, root, dest, got.url, got.sha256, got.md5, got.size)
+    _record_in_zoo(entry, dest, got.url, got.sha256)
     return dest
 
 
@@ -334,6 +438,10 @@ def _fetch_archive(entry: Entry, root: Path | None, urls: list[str], progress: b
                         retries=retries)
     staging = work / f"{entry.filename}.contents"
     try:
+        if sniff_archive(archive) is None:  # name the link, not our scratch file
+            raise DataError(f"the file from {got.url} is not a zip or tar archive"
+                            f"{web_page_hint(archive)}. Nothing was installed: check the "
+                            f"link, or download the file in a browser and use --from FILE")
         extract_archive(archive, staging)
         # The name the file had at its origin (a per-set zip passed with --from).
         origin = Path(urllib.parse.urlparse(got.url).path).stem
@@ -431,8 +539,14 @@ def verify(name: str, root: str | os.PathLike | None = None) -> dict:
             raise DataError(f"{path} does not match its published {entry.checksum_kind} "
                             f"(got sha256 {sha256}, md5 {md5}): the file is damaged or a "
                             f"different version. Fetch it again with --force")
+        wrong = _content_check(entry)(path) if _content_check(entry) else None
+        if wrong:
+            _manifest_path(name, root).unlink(missing_ok=True)
+            raise DataError(f"{path} {wrong}: it is the wrong file or damaged. Delete it "
+                            f"and fetch {name} again")
         _record(entry, root, path, record.get("url", "(local copy)"), sha256, md5,
                 path.stat().st_size)
+        _record_in_zoo(entry, path, record.get("url", "(local copy)"), sha256)
     elif name in _CONTENT_CHECKS:
         ok, how = _CONTENT_CHECKS[name](path)
         if not ok:
