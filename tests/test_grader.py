@@ -377,7 +377,7 @@ def test_a_check_returning_nonsense_is_an_error(returned):
 
 
 def _fake_exercise(check=None, timeout=5.0):
-    return api.Exercise("extest.9", "extest", "f", 1.0, timeout, check or (lambda fn, ns: None))
+    return api.Exercise("extest.9", "extest", "f", 1.0, timeout, check or (lambda student: None))
 
 
 # --- self_check ----------------------------------------------------------------------------
@@ -428,7 +428,7 @@ def test_self_check_never_raises(registered, capsys, body):
 
 
 def test_self_check_time_limit(monkeypatch, capsys):
-    ex = _fake_exercise(check=lambda fn, ns: fn(), timeout=0.3)
+    ex = _fake_exercise(check=lambda student: student(), timeout=0.3)
     monkeypatch.setitem(api.EXERCISES, ex.id, ex)
 
     def forever():
