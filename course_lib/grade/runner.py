@@ -27,7 +27,7 @@ from pathlib import Path
 from course_lib.grade.api import Exercise
 from course_lib.grade.calling import Student, WorkerGone, grad_request, outcome_from_response
 from course_lib.grade.describe import clean, shorten
-from course_lib.grade.judge import STATUSES, Verdict, run_check
+from course_lib.grade.judge import Verdict, run_check
 from course_lib.grade.registry import Checks, load_checks
 from course_lib.grade.sandbox import (INSTALL_BUBBLEWRAP, Lane, Limits, SandboxError, find_bubblewrap,
                                       kill_all_lanes, limits_from_env)
@@ -206,14 +206,16 @@ def grade_on_lane(lane: Lane, job: Job, spec: dict) -> ExerciseResult:
     try:
         status = session.receive()
         cells_ran = True
+        # The worker may only say "the function is defined" or why not; a pass is the
+        # judge's word, never the worker's.
         if not isinstance(status, dict) or status.get("kind") != "cells" or \
-                status.get("status") not in ("defined", *STATUSES):
-            raise WorkerGone("garbled", "an unexpected first message")
+                status.get("status") not in ("defined", "failed", "not_implemented", "error"):
+            raise WorkerGone("garbled", "its first message was not the result of running the cells")
         if status["status"] == "defined":
             verdict = run_check(ex, WorkerStudent(session, ex))
         else:
-            state = status["status"] if status["status"] != "passed" else "error"
-            verdict = Verdict(state, 0.0, shorten(str(status.get("message", ""))))
+            message = shorten(str(status.get("message", ""))) or "the cells did not define the function"
+            verdict = Verdict(status["status"], 0.0, message)
     except WorkerGone as exc:
         gone = exc
     finally:
@@ -427,11 +429,12 @@ def grade_path(path, *, workers: int | None = None, check_files=(), only=None, c
                            f"without it")
     kind, jobs, ungraded = plan(path, checks, only, subs)
     grading = Grading(kind, path, {}, ungraded, notes=list(subs.notes), sandbox=how, sandboxed=sandboxed)
+    expected = subs.expected or checks.notebooks   # what this class hands in, else every notebook
     for student, notebooks in subs.ungraded.items():
         for nb in notebooks:
             where = f"{student}/{clean(nb.name)}" if kind == "class" else clean(nb.name)
             grading.notes.append(f"not graded: {where} — expected one of "
-                                 f"{', '.join(f'{s}.ipynb' for s in checks.notebooks)}")
+                                 f"{', '.join(f'{s}.ipynb' for s in expected)}")
     if on_start:
         on_start(grading, jobs)
     results, _ = _grade_jobs(jobs, workers, progress, sandboxed, limits)

@@ -17,7 +17,8 @@ The OS sandbox (Linux, when bubblewrap's ``bwrap`` is installed and works):
   ``/opt/course-grade/course_lib``, first on ``sys.path``); the project folder, the class
   folder, ``$HOME`` and the grader's output paths do not exist in there;
 - writable: only a size-capped private ``/tmp`` (the working folder, ``HOME``, caches) and
-  ``/dev/shm``, both emptied after every exercise;
+  ``/dev/shm``, both emptied after every exercise (the sandbox's own root, which holds
+  the mount points, is remounted read-only);
 - per worker: limits on memory (``COURSE_GRADE_MEMORY_GB``, default 8), CPU time, file
   size and processes; after each exercise every process of the namespace but the zygote
   is killed.
@@ -233,7 +234,9 @@ def bwrap_command(bwrap: Bubblewrap, env: dict, limits: Limits, python: list[str
     size = ["--size", str(limits.shm_bytes)] if "--size" in bwrap.features else []
     cmd += [*size, "--tmpfs", "/dev/shm"]
     size = ["--size", str(limits.tmp_bytes)] if "--size" in bwrap.features else []
-    cmd += [*size, "--tmpfs", "/tmp", "--chdir", "/tmp", *python]
+    # The sandbox's root is a tmpfs holding the mount points; without the remount its
+    # folders (/opt/course-grade, /root...) would be writable, and outlive the exercise.
+    cmd += [*size, "--tmpfs", "/tmp", "--remount-ro", "/", "--chdir", "/tmp", *python]
     return cmd
 
 

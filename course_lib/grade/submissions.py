@@ -144,12 +144,12 @@ def _choose(student: str, notebooks: list[Path], stems, root: Path, notes: list[
                 mtime = p.stat().st_mtime
             except OSError:
                 mtime = 0.0
-            return (-_tier(name_of(p), stem), mtime, name_of(p) == stem, str(p))
+            return (_tier(name_of(p), stem) < 2, mtime, name_of(p) == stem, str(p))
         ranked = sorted(candidates, key=rank, reverse=True)
         chosen[stem] = ranked[0]
         if len(ranked) > 1:
             others = ", ".join(repr(clean(p.name)) for p in ranked[1:])
-            why = "its name" if _tier(name_of(ranked[0]), stem) < _tier(name_of(ranked[1]), stem) \
+            why = "its name" if (_tier(name_of(ranked[0]), stem) < 2) > (_tier(name_of(ranked[1]), stem) < 2) \
                 else "the most recently modified"
             notes.append(f"{student}: {len(ranked)} files for {stem}: graded {clean(ranked[0].name)!r} "
                          f"({why}), ignored {others}")
