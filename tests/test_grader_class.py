@@ -111,6 +111,9 @@ def test_grading_ran_and_wrote_both_files(graded):
     proc = graded["proc"]
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+    # Progress, one line per student as they finish (stderr is not a terminal here).
+    done = [line for line in proc.stderr.splitlines() if line.startswith("  ") and "/6" in line]
+    assert len(done) == len(graded["json"]) and any(line.endswith("alice: 6/6") for line in done)
 
 
 def test_the_good_students_are_graded(graded):

@@ -92,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     workers = args.workers or os.cpu_count() or 1
 
     def on_start(grading, jobs):
+        torch = sys.modules.get("torch")   # imported by the checks by now
+        if torch is not None:
+            torch.set_num_threads(1)       # the checks run in one thread per lane: a core each
         progress.start(grading, jobs)
         students = f", {len(grading.reports) or len({j.student for j in jobs})} students" \
             if grading.kind == "class" else ""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import os
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -297,9 +298,10 @@ class _Signals:
                     self.previous[signum] = signal.signal(signum, self._raise)
         return self
 
-    @staticmethod
-    def _raise(signum, frame):
-        raise Interrupted(signum)
+    def _raise(self, signum, frame):
+        if not getattr(self, "raised", False):   # a second signal must not cut the clean-up short
+            self.raised = True
+            raise Interrupted(signum)
 
     def __exit__(self, *exc):
         for signum, handler in self.previous.items():
@@ -348,6 +350,15 @@ def _grade_jobs(jobs, workers, progress, sandboxed: bool, limits: Limits):
         return results, []
 
     warm = warm_modules(cells.values())
+    for _, job, _ in pending:   # where the tripwired references and lent functions live
+        for path in (*job.exercise.reference, *(p for _, p in job.exercise.provides)):
+            module = path.rpartition(".")[0]
+            if module not in warm:
+                warm.append(module)
+    if "torch" in sys.modules:
+        # The first optimiser a check builds imports torch._dynamo (seconds): do it while
+        # the lanes start rather than inside the first exercise's time.
+        threading.Thread(target=_build_an_optimiser, daemon=True).start()
     lanes_wanted = max(1, min(workers or os.cpu_count() or 1, len(pending)))
     queue_lock = threading.Lock()
     failures: list[str] = []
@@ -396,15 +407,30 @@ def _grade_jobs(jobs, workers, progress, sandboxed: bool, limits: Limits):
                     thread.join(timeout=0.2)
         except KeyboardInterrupt:
             stop.set()
-            kill_all_lanes()
-            for thread in threads:
-                thread.join(timeout=10)
+            in_main = threading.current_thread() is threading.main_thread()
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
+            try:   # a second Ctrl-C must not cut the clean-up short
+                kill_all_lanes()
+                for thread in threads:
+                    thread.join(timeout=10)
+            finally:
+                if in_main:
+                    signal.signal(signal.SIGINT, previous)
             raise
     missing = [i for i, r in enumerate(results) if r is None]
     if missing:
         why = failures[0] if failures else "the grader's worker processes stopped"
         raise GradingError(why)
     return results, failures
+
+
+def _build_an_optimiser() -> None:
+    import torch
+
+    try:
+        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    except Exception:  # noqa: BLE001 - only a warm-up
+        pass
 
 
 def grade_path(path, *, workers: int | None = None, check_files=(), only=None, checks: Checks | None = None,

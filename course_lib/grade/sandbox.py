@@ -656,6 +656,12 @@ class Session:
             if self.lane.broken:
                 raise WorkerGone("sandbox", "the grader's worker process stopped")
             if self.exited is not None or not self.channel_open:
+                # The worker is gone; what it sent before going may still be on its way.
+                end = time.monotonic() + 2.0
+                while self.channel_open and not self.reader.ready and time.monotonic() < end:
+                    self._pump(0.1)
+                if self.reader.ready:
+                    continue
                 if self.exited is None:
                     self._wait_exit(2.0)
                 returncode = (self.exited or {}).get("returncode")
