@@ -4,7 +4,6 @@ exercise cell replaced."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import nbformat
@@ -56,16 +55,18 @@ def make_notebook(path: Path, cells: dict | None = None, solutions: bool = False
 def master_with(notebook: str, exercise_id: str, source: str, dest: Path) -> Path:
     """A copy of ``solutions/<notebook>.ipynb`` at ``dest`` whose cell tagged
     ``exercise_id`` holds ``source``."""
+    return master_with_cells(notebook, {exercise_id: source}, dest)
+
+
+def master_with_cells(notebook: str, cells: dict[str, str], dest: Path) -> Path:
+    """A copy of ``solutions/<notebook>.ipynb`` at ``dest`` with the cells tagged with the
+    keys of ``cells`` holding their values."""
     master = ROOT / "solutions" / f"{notebook}.ipynb"
     nb = json.loads(master.read_text(encoding="utf-8"))
     for cell in nb["cells"]:
-        if exercise_id in (cell.get("metadata", {}).get("tags") or []):
-            cell["source"] = source
+        for exercise_id, source in cells.items():
+            if exercise_id in (cell.get("metadata", {}).get("tags") or []):
+                cell["source"] = source
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(nb, indent=1), encoding="utf-8")
     return dest
-
-
-def copy_master(notebook: str, dest: Path) -> Path:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    return Path(shutil.copyfile(ROOT / "solutions" / f"{notebook}.ipynb", dest))

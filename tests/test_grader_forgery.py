@@ -23,7 +23,7 @@ import struct
 import numpy as np
 import pytest
 import torch
-from grader_helpers import CHECKS, ROOT, master_with, make_notebook
+from grader_helpers import CHECKS, ROOT, make_notebook, master_with, master_with_cells
 
 from course_lib.grade import selfcheck
 from course_lib.grade.calling import LocalStudent, to_plain
@@ -214,6 +214,19 @@ def test_delegating_to_the_reference_says_write_it_yourself(ex31_grading, how):
 def test_the_real_answer_with_patched_checks_still_passes(ex31_grading):
     (result,) = ex31_grading.reports["honest"].results
     assert (result.status, result.points) == ("passed", 2), result.message
+
+
+def test_patched_expect_with_trivial_bodies_earns_nothing_on_notebook_03(tmp_path):
+    """The issue's 6/8: every ``expect`` replaced by a no-op, every op returning x."""
+    trivial = {"ex3.1": RETURNS_X,
+               "ex3.2": "def rand_cutout(x, ratio=0.5, generator=None):\n    return x\n",
+               "ex3.3": "def rand_color(x, generator=None):\n    return x\n",
+               "ex3.4": ("def diffaugment_losses(G, D, real, z, T, kind='hinge'):\n"
+                         "    return losses.d_loss(D(real), D(G(z).detach()), kind), losses.g_loss(D(G(z)), kind)\n")}
+    nb = master_with_cells("03_diffaugment", {ex_id: PATCH_CHECKS + source for ex_id, source in trivial.items()},
+                           tmp_path / "03_diffaugment.ipynb")
+    report = next(iter(grade_path(nb, workers=2).reports.values()))
+    assert report.total == 0, [(r.id, r.status, r.message) for r in report.results]
 
 
 # --- self_check and the grader agree ---------------------------------------------------------

@@ -12,7 +12,7 @@ cell during a class grade, then checked from outside:
 - ``$HOME``, ``/tmp`` and ``/dev/shm`` (nothing outlives the exercise);
 
 plus the limits (memory, file size, processes, CPU time), signals (SIGINT, SIGTERM,
-SIGHUP kill every worker and remove temporary folders), the fallback without bubblewrap
+SIGHUP kill every worker and remove temporary folders; so does SIGKILL of the grader), the fallback without bubblewrap
 (one line at the top; a class refused unless ``--allow-unsandboxed``) and a malformed
 ``COURSE_GRADE_MEMORY_GB``.
 
@@ -364,7 +364,7 @@ def double(x):
 '''
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGKILL])
 @pytest.mark.parametrize("sandbox", [pytest.param("bwrap", marks=needs_bwrap), "none"])
 def test_a_signal_stops_every_worker_and_removes_temporary_folders(tmp_path, sandbox, signum):
     seconds = f"{300 + uuid.uuid4().int % 1000}.{os.getpid() % 83}"
@@ -385,9 +385,12 @@ def test_a_signal_stops_every_worker_and_removes_temporary_folders(tmp_path, san
     except subprocess.TimeoutExpired:
         proc.kill()
         raise
-    assert proc.returncode == 128 + signum, err
-    assert "interrupted" in err and "Traceback" not in err
-    time.sleep(0.5)
+    if signum == signal.SIGKILL:   # no clean-up of its own: the sandbox dies with it
+        assert proc.returncode == -signal.SIGKILL
+    else:
+        assert proc.returncode == 128 + signum, err
+        assert "interrupted" in err and "Traceback" not in err
+    time.sleep(1.0)
     assert _running(f"sleep {seconds}") == []
     assert set(Path("/tmp").glob("course-grade-*")) <= temp_before
     assert not (tmp_path / "g.json").exists()
@@ -439,3 +442,31 @@ def test_a_malformed_memory_limit_is_an_error(tmp_path, value):
     proc = _cli(nb, "--checks", CHECKS, env={"COURSE_GRADE_MEMORY_GB": value})
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: COURSE_GRADE_MEMORY_GB=") and "Traceback" not in proc.stderr
+
+
+KILL_THE_ZYGOTE = '''
+import os, signal
+for pid in (os.getppid(), 1):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+def double(x):
+    return x * SCALE
+'''
+
+
+@pytest.mark.parametrize("sandbox", [pytest.param("bwrap", marks=needs_bwrap), "none"])
+def test_killing_the_warm_process_costs_at_most_that_exercise(tmp_path, sandbox):
+    folder = tmp_path / "class"
+    make_notebook(folder / "a_killer" / "extest.ipynb", {"extest.1": KILL_THE_ZYGOTE})
+    make_notebook(folder / "b_next" / "extest.ipynb")
+    grading = grade_path(folder, checks=load_checks([CHECKS]), workers=1, sandbox=sandbox,
+                         allow_unsandboxed=True)
+    killer = {r.id: r for r in grading.reports["a_killer"].results}
+    if sandbox == "bwrap":   # PID 1 of the namespace ignores signals from inside it
+        assert killer["extest.1"].status == "passed"
+    else:
+        assert killer["extest.1"].status == "error" and killer["extest.1"].points == 0
+    assert (killer["extest.2"].status, killer["extest.3"].status) == ("passed", "passed")
+    assert grading.reports["b_next"].total == 6

@@ -379,20 +379,30 @@ def _grade_jobs(jobs, workers, progress, sandboxed: bool, limits: Limits):
                         return
                     i, job, spec = pending.popleft()
                 try:
-                    result = grade_on_lane(lane, job, spec)
+                    if lane.broken or lane.proc.poll() is not None:
+                        lane.restart()
+                    try:
+                        result = grade_on_lane(lane, job, spec)
+                    except WorkerGone:   # the lane went before this exercise began: once more
+                        lane.restart()
+                        result = grade_on_lane(lane, job, spec)
                 except WorkerGone as exc:    # the lane could not even start the exercise
                     result = _result(job, "error", 0.0, verdict_when_gone(exc, job.exercise, False, "", limits).message)
+                except Exception as exc:  # noqa: BLE001 - a bug of ours: cost one exercise, not the class
+                    if stop.is_set():
+                        return
+                    lane.broken = True
+                    result = _result(job, "error", 0.0, f"the grader failed on this exercise "
+                                                        f"({type(exc).__name__}: {exc}); grade again, and tell "
+                                                        f"your instructor if it happens again")
                 if stop.is_set():
                     return
                 done(i, result)
-                if lane.broken:
-                    lane.restart()
         except SandboxError as exc:
             failures.append(str(exc))
         except Exception as exc:  # noqa: BLE001 - e.g. a lane killed under it by an interrupt
             if not stop.is_set():
                 failures.append(f"the grader failed: {type(exc).__name__}: {exc}")
-                raise
         finally:
             lane.close()
 

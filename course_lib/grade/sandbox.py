@@ -353,7 +353,8 @@ class Lane:
             os.symlink(course_lib_dir(), os.path.join(lib, "course_lib"))
             tmp = os.path.join(self.temp, "tmp")
             os.mkdir(tmp)
-            config = {"writable": [tmp], "lib": lib}
+            # The zygote removes this folder itself if the judge dies without doing it.
+            config = {"writable": [tmp], "lib": lib, "remove_on_exit": self.temp}
         env = worker_env(tmp)
         config.update({
             "control_fd": zygote_end.fileno(), "sandboxed": self.sandboxed, "warm": list(self.warm),
@@ -595,8 +596,6 @@ class Session:
             selector.register(self.lane.control, selectors.EVENT_READ, "control")
         if self.lane.log_open:
             selector.register(self.lane.proc.stdout, selectors.EVENT_READ, "log")
-        if not selector.get_map():
-            time.sleep(seconds)
         try:
             for key, mask in selector.select(seconds):
                 if key.data == "channel":
@@ -693,8 +692,8 @@ class Session:
         if self.exited is None and not self.lane.broken:
             self._kill_worker()
             self._wait_exit(10.0)
-        if self.exited is None:
-            self.lane.broken = True   # an unresponsive zygote: the runner restarts the lane
+        if self.exited is None or self.exited.get("zygote_exits"):
+            self.lane.broken = True   # an unresponsive or departing zygote: the runner restarts the lane
         end = time.monotonic() + 1.0
         while self.output_open and time.monotonic() < end:
             self._pump(0.1)

@@ -135,8 +135,9 @@ class Zygote:
 
     # --- cleaning up after an exercise ------------------------------------------------
 
-    def kill_everything(self) -> None:
-        """No process of the exercise survives this."""
+    def kill_everything(self) -> bool:
+        """No process of the exercise survives this; False if some refused to die in time
+        (then the zygote itself must go, taking its namespace with it)."""
         end = time.monotonic() + 5
         if self.sandboxed:
             while time.monotonic() < end:
@@ -146,9 +147,9 @@ class Zygote:
                     pass
                 _reap()
                 if _pids() in ([], [1]):
-                    return
+                    return True
                 time.sleep(0.01)
-            return
+            return False
         if self.child is not None:
             try:
                 os.killpg(self.child, signal.SIGKILL)
@@ -167,6 +168,7 @@ class Zygote:
                 break
             time.sleep(0.01)
         _reap()
+        return not (LINUX and _descendants(os.getpid()))
 
     def wipe(self) -> None:
         """Empty every folder the exercise could write to."""
@@ -254,10 +256,13 @@ class Zygote:
         os.close(output_fd)
         _send(self.control, {"kind": "started", "nonce": nonce})
         returncode, reason = self._watch(pid)
-        self.kill_everything()
+        clean = self.kill_everything()
         self.child = None
         self.wipe()
-        _send(self.control, {"kind": "exited", "nonce": nonce, "returncode": returncode, "reason": reason})
+        _send(self.control, {"kind": "exited", "nonce": nonce, "returncode": returncode, "reason": reason,
+                             "zygote_exits": not clean})
+        if not clean:
+            os._exit(0)   # as PID 1, our exit kills what is left; the judge starts a new lane
 
     def _watch(self, pid: int) -> tuple[int | None, str]:
         reason = ""
@@ -349,9 +354,11 @@ def main() -> None:
         _prctl(PR_SET_CHILD_SUBREAPER, 1)          # orphans come back to us, to be killed
         _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)   # the judge died: clean up, then go
 
-        def stop(signum, frame):
+        def stop(signum, frame):   # also what the judge's death sends (PDEATHSIG)
             zygote.kill_everything()
             zygote.wipe()
+            if config.get("remove_on_exit"):
+                _rmtree(config["remove_on_exit"])
             os._exit(0)
 
         signal.signal(signal.SIGTERM, stop)
@@ -371,6 +378,8 @@ def main() -> None:
     finally:
         zygote.kill_everything()
         zygote.wipe()
+        if config.get("remove_on_exit"):
+            _rmtree(config["remove_on_exit"])
         os._exit(0)
 
 
