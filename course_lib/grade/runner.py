@@ -273,6 +273,10 @@ def choose_sandbox(mode: str = "auto") -> tuple[bool, str]:
     """``(sandboxed, one line saying how student code runs)`` for ``mode`` auto|bwrap|none."""
     if mode not in ("auto", "bwrap", "none"):
         raise GradingError(f"unknown sandbox {mode!r}: use auto, bwrap or none")
+    if os.name != "posix" or not hasattr(os, "fork"):
+        raise GradingError("the grader runs student code in forked processes, which this system "
+                           "does not have: grade on Linux or macOS (on Windows, inside WSL); the "
+                           "notebooks' self-check cells work everywhere")
     if mode == "none":
         return False, "student code runs WITHOUT the OS sandbox (--sandbox none): separate processes only"
     bwrap = find_bubblewrap()
