@@ -41,7 +41,7 @@ import sys
 from dataclasses import dataclass
 
 MAX_HEADER = 16 * 2**20          # bytes of JSON per frame
-MAX_FRAME = 512 * 2**20          # bytes per frame, buffers included
+MAX_FRAME = 320 * 2**20          # bytes per frame, buffers included (answers hold <= 256 MB of arrays)
 MAX_BUFFERS = 100_000
 MAX_DEPTH = 64                   # nesting of lists/tuples/dicts
 
