@@ -32,8 +32,8 @@ workbook: $(STAMP) ## run every solutions/ notebook headless (PRESET=class|ci) i
 student: $(STAMP) ## regenerate notebooks/ from solutions/
 	$(PY) -m course_lib.student
 
-grade: $(STAMP) ## grade notebooks/ (or GRADE=path/to/submissions)
-	$(PY) -m course_lib.grade $(or $(GRADE),notebooks)
+grade: $(STAMP) ## grade notebooks/ (or GRADE=path/to/submissions; GRADE_ARGS="--csv grades.csv")
+	$(PY) -m course_lib.grade $(or $(GRADE),notebooks) $(GRADE_ARGS)
 
 clean: ## remove build/ (the venv and the model cache stay)
 	rm -rf build

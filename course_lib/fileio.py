@@ -7,8 +7,6 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-import torch
-
 
 @contextmanager
 def atomic_path(dest: str | os.PathLike):
@@ -30,6 +28,8 @@ def atomic_path(dest: str | os.PathLike):
 
 
 def atomic_torch_save(obj, dest: str | os.PathLike) -> Path:
+    import torch  # here, so that writing text (the grader's results) does not load torch
+
     with atomic_path(dest) as tmp:
         torch.save(obj, tmp)
     return Path(dest)
@@ -37,7 +37,7 @@ def atomic_torch_save(obj, dest: str | os.PathLike) -> Path:
 
 def atomic_write_text(text: str, dest: str | os.PathLike) -> Path:
     with atomic_path(dest) as tmp:
-        Path(tmp).write_text(text)
+        Path(tmp).write_text(text, encoding="utf-8")
     return Path(dest)
 
 
@@ -48,6 +48,8 @@ def atomic_write_json(obj, dest: str | os.PathLike) -> Path:
 def load_checkpoint(path: str | os.PathLike):
     """``torch.load`` with ``weights_only=True``: a checkpoint can hold tensors and plain
     containers, never code."""
+    import torch
+
     return torch.load(path, map_location="cpu", weights_only=True)
 
 

@@ -157,23 +157,80 @@ class CodeCell:
         return f"cell {self.index + 1}" + (f" (tagged {tags})" if tags else "")
 
 
+MAX_NOTEBOOK_BYTES = 200 * 2**20   # a notebook with outputs is a few MB; this is not one
+
+
+def _malformed(path: Path, what: str) -> ValueError:
+    return ValueError(f"{path.name} is damaged: {what} — was it edited by hand? Open it in "
+                      f"Jupyter and save it again, or start again from the original notebook")
+
+
+def _checked_cell(path: Path, i: int, cell) -> CodeCell | None:
+    """A code cell of a notebook file, its fields checked: the file may be anything."""
+    if not isinstance(cell, dict):
+        raise _malformed(path, f"cell {i + 1} is a JSON {type(cell).__name__}, not an object")
+    kind = cell.get("cell_type")
+    if not isinstance(kind, str):
+        raise _malformed(path, f"cell {i + 1} has no cell_type")
+    metadata = cell.get("metadata", {})
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict):
+        raise _malformed(path, f"the metadata of cell {i + 1} is a JSON {type(metadata).__name__}, "
+                               f"not an object")
+    tags = metadata.get("tags", [])
+    if tags is None:
+        tags = []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise _malformed(path, f"the tags of cell {i + 1} are not a list of names")
+    source = cell.get("source", "")
+    if isinstance(source, list):
+        if not all(isinstance(line, str) for line in source):
+            raise _malformed(path, f"the source of cell {i + 1} holds something other than text")
+        source = "".join(source)
+    elif not isinstance(source, str):
+        raise _malformed(path, f"the source of cell {i + 1} is not text")
+    return CodeCell(i, tuple(tags), source) if kind == "code" else None
+
+
 def load_cells(path: str | os.PathLike) -> list[CodeCell]:
     """The code cells of a notebook, read as plain JSON.
 
-    Raises ``ValueError`` with a sentence naming the file when it is not a notebook.
+    Raises ``ValueError`` with one sentence naming the file when it is not a (version 4)
+    notebook: not JSON, JSON of another shape, an old nbformat 3 file, a damaged cell.
     """
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ValueError(f"{path.name} cannot be read ({exc.strerror})") from None
+    if size > MAX_NOTEBOOK_BYTES:
+        raise ValueError(f"{path.name} is {size / 2**20:.0f} MB, too large for a notebook "
+                         f"(clear its outputs: Edit > Clear Outputs of All Cells, then save)")
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise ValueError(f"{path.name} cannot be read ({exc.strerror})") from None
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path.name} is not a text file ({exc.reason})") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path.name} is not valid notebook JSON (line {exc.lineno}: "
                          f"{exc.msg}); was it saved completely?") from None
-    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
+    except RecursionError:
+        raise ValueError(f"{path.name} is not a notebook (its JSON is nested thousands of "
+                         f"levels deep)") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path.name} is JSON but not a Jupyter notebook (no list of cells)")
+    version = data.get("nbformat")
+    if "worksheets" in data or (isinstance(version, int) and not isinstance(version, bool) and version < 4):
+        raise ValueError(f"{path.name} is an old nbformat {version if isinstance(version, int) else 3} "
+                         f"notebook; open it in Jupyter (version 4 or newer) and save it, which "
+                         f"converts it")
+    if not isinstance(data.get("cells"), list):
         raise ValueError(f"{path.name} is JSON but not a Jupyter notebook (no list of cells)")
     cells = []
     for i, cell in enumerate(data["cells"]):
-        if isinstance(cell, dict) and cell.get("cell_type") == "code":
-            cells.append(CodeCell(i, tuple(cell_tags(cell)), source_of(cell)))
+        checked = _checked_cell(path, i, cell)
+        if checked is not None:
+            cells.append(checked)
     return cells

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from grader_helpers import CHECKS, RIGHT, ROOT, SOLUTIONS, make_notebook
 
 from course_lib.grade import api, selfcheck
 from course_lib.grade.__main__ import main as grade_main
@@ -27,42 +27,6 @@ from course_lib.grade.registry import load_check_file, load_checks
 from course_lib.grade.runner import grade_path
 from course_lib.grade.sandbox import OUTPUT_HEAD, OUTPUT_TAIL
 from course_lib.student import student_version
-
-ROOT = Path(__file__).resolve().parents[1]
-CHECKS = ROOT / "tests" / "autograde" / "fixtures" / "extest_checks.py"
-
-SOLUTIONS = {
-    "extest.1": "def double(x):\n    \"\"\"x -> 2x\"\"\"\n    ### BEGIN SOLUTION\n    return x * SCALE\n    ### END SOLUTION",
-    "extest.2": "def clip(xs, lo, hi):\n    ### BEGIN SOLUTION\n    return [min(max(x, lo), hi) for x in xs]\n    ### END SOLUTION",
-    "extest.3": "def mean(xs):\n    ### BEGIN SOLUTION\n    return sum(xs) / len(xs)\n    ### END SOLUTION",
-}
-RIGHT = {"extest.1": "def double(x):\n    return x * SCALE",
-         "extest.2": "def clip(xs, lo, hi):\n    return [min(max(x, lo), hi) for x in xs]",
-         "extest.3": "def mean(xs):\n    return sum(xs) / len(xs)"}
-
-
-def tagged(source: str, *tags: str):
-    cell = new_code_cell(source)
-    cell.metadata["tags"] = list(tags)
-    return cell
-
-
-def make_notebook(path: Path, cells: dict | None = None, solutions: bool = False) -> Path:
-    """An ``extest`` notebook: parameters and setup cells, then the three exercises (each
-    followed by its self-check cell). ``cells`` overrides exercise cells (None drops one)."""
-    sources = dict(SOLUTIONS if solutions else RIGHT)
-    sources.update(cells or {})
-    nb = new_notebook(cells=[new_markdown_cell("# A pretend notebook"),
-                             tagged('PRESET = "class"', "parameters"),
-                             tagged("%matplotlib inline\nimport math\nSCALE = 2", "setup")])
-    for ex_id, source in sources.items():
-        if source is not None:
-            nb.cells.append(tagged(source, ex_id))
-            nb.cells.append(new_code_cell(f'self_check("{ex_id}", None)'))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-    return path
-
 
 @pytest.fixture(scope="module")
 def checks():
@@ -377,7 +341,7 @@ def test_a_check_returning_nonsense_is_an_error(returned):
 
 
 def _fake_exercise(check=None, timeout=5.0):
-    return api.Exercise("extest.9", "extest", "f", 1.0, timeout, check or (lambda fn, ns: None))
+    return api.Exercise("extest.9", "extest", "f", 1.0, timeout, check or (lambda student: None))
 
 
 # --- self_check ----------------------------------------------------------------------------
@@ -428,7 +392,7 @@ def test_self_check_never_raises(registered, capsys, body):
 
 
 def test_self_check_time_limit(monkeypatch, capsys):
-    ex = _fake_exercise(check=lambda fn, ns: fn(), timeout=0.3)
+    ex = _fake_exercise(check=lambda student: student(), timeout=0.3)
     monkeypatch.setitem(api.EXERCISES, ex.id, ex)
 
     def forever():

@@ -1,19 +1,29 @@
 """How an exercise check is declared. One module per notebook in ``grade/checks/``::
 
-    @exercise("ex3.1", notebook="03_diffaugment", function="rand_translation", points=2)
-    def check_rand_translation(fn, ns):
-        out = fn(torch.zeros(2, 3, 8, 8))
-        expect(out.shape == (2, 3, 8, 8), f"shape: expected (2, 3, 8, 8), got {tuple(out.shape)}")
+    @exercise("ex0.1", notebook="00_welcome", function="to_unit_range", points=1,
+              reference="course_lib.plotting.to_unit_range")
+    def check_to_unit_range(student):
+        out = student(torch.tensor([-1.0, 0.0, 1.0]))
+        expect(isinstance(out, torch.Tensor), f"expected a tensor, got {type_name(out)}")
 
-A check receives the student's function and the namespace it was defined in, and raises
-:class:`CheckFailed` with a sentence a student can act on. Any other exception raised by
-the student's code counts as an error in that exercise; ``NotImplementedError`` counts as
-"not implemented yet".
+A check receives a :class:`~course_lib.grade.calling.Student` — "call the student's
+function" — and nothing else: it never sees the student's function, namespace or
+process. It raises :class:`CheckFailed` (via :func:`expect`) with a sentence a student can
+act on, or returns a fraction for partial credit (see :mod:`course_lib.grade.judge`).
+The same check runs in ``self_check`` (the notebook's kernel) and in the grader (through
+the sandboxed worker); see AUTHORING.md for how to write one.
+
+``reference`` names course_lib's own implementation(s) of the exercise: calling them from
+the answer trips a wire and earns no points (a deterrent; see :mod:`.calling`).
+``provides`` maps names the exercise cell may use without defining (because the grader
+runs each exercise on its own) to trusted course_lib functions, ``"module.attr"``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
+
+from course_lib.grade.wire import type_name  # noqa: F401 - re-exported for checks
 
 
 class CheckFailed(AssertionError):
@@ -31,18 +41,28 @@ class Exercise:
     notebook: str      # notebook stem, e.g. "03_diffaugment"
     function: str      # the name the exercise cell must define
     points: float
-    timeout: float     # seconds for setup + the exercise cell + the check
-    check: Callable    # check(fn, namespace) -> None, raises CheckFailed
+    timeout: float     # seconds of the student's code: setup + the exercise cell + the calls
+    check: Callable    # check(student) -> None | bool | fraction | (fraction, why)
+    reference: tuple[str, ...] = ()              # "course_lib.module.function", tripwired
+    provides: tuple = ()   # ((name, "course_lib.module.function"), ...)
 
 
 EXERCISES: dict[str, Exercise] = {}
 
 
-def exercise(id: str, *, notebook: str, function: str, points: float = 1.0, timeout: float = 60.0):
+def exercise(id: str, *, notebook: str, function: str, points: float = 1.0, timeout: float = 60.0,
+             reference: str | tuple[str, ...] = (), provides: dict | None = None):
     """Register the decorated function as the check of exercise ``id``."""
+    references = (reference,) if isinstance(reference, str) else tuple(reference)
+    for path in [*references, *(provides or {}).values()]:
+        if not path.startswith("course_lib.") or "." not in path[len("course_lib."):]:
+            raise ValueError(f"{id}: {path!r} must name a function of course_lib, "
+                             f"e.g. 'course_lib.latent.slerp'")
+
     def register(check):
         if id in EXERCISES and EXERCISES[id].check.__qualname__ != check.__qualname__:
             raise ValueError(f"exercise {id} is registered twice")
-        EXERCISES[id] = Exercise(id, notebook, function, points, timeout, check)
+        EXERCISES[id] = Exercise(id, notebook, function, points, timeout, check,
+                                 references, tuple(sorted((provides or {}).items())))
         return check
     return register

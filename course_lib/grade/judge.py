@@ -1,7 +1,9 @@
 """Turn one run of an exercise's check into a verdict: status, score and a sentence.
 
-Used in both places a check runs — the grader's child process and ``self_check`` in a
-notebook — so a student sees the same words in both.
+The judge's side of grading. A check runs here, against a
+:class:`~course_lib.grade.calling.Student`; whatever the student's code does — raise,
+exit, call the reference, hang — arrives as an exception from that interface, and
+:func:`run_check` turns it into the same words in ``self_check`` and in the grader.
 
 What a check may return (see :mod:`course_lib.grade.api` for how checks are declared):
 
@@ -15,17 +17,15 @@ Anything short of full points has status ``failed``.
 from __future__ import annotations
 
 import math
-import os
-import sysconfig
-import traceback
 from dataclasses import dataclass
-from pathlib import Path
 
 from course_lib.grade.api import CheckFailed
+from course_lib.grade.calling import Delegated, StudentRaised, WorkerGone
+from course_lib.grade.describe import (MAX_MESSAGE, describe_exception, is_not_implemented,  # noqa: F401
+                                       shorten, where_in_student_code)
 
 STATUSES = ("passed", "failed", "not_implemented", "timeout", "error")
 NOT_IMPLEMENTED = "not implemented yet"
-MAX_MESSAGE = 600  # characters: a table cell, not a traceback
 
 
 @dataclass(frozen=True)
@@ -40,70 +40,25 @@ class TimeLimitExceeded(BaseException):
     student's ``except Exception`` does not swallow it."""
 
 
-def shorten(text: str, limit: int = MAX_MESSAGE) -> str:
-    """One line, at most ``limit`` characters."""
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def timeout_message(seconds: float) -> str:
+    return (f"took longer than {seconds:g} s — is there an infinite loop, or a slow Python "
+            f"loop over pixels?")
 
 
-# Where library code lives: frames there are not the student's.
-_LIBRARY_DIRS = tuple({str(Path(p).resolve()) + os.sep for p in (
-    sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"],
-    sysconfig.get_paths()["platlib"], Path(__file__).resolve().parents[1])})
+def delegation_message(function: str, name: str) -> str:
+    short = name.rpartition(".")[2]
+    return (f"{function} calls course_lib's own {short} ({name}): write it yourself — an answer "
+            f"that hands the work to the reference earns no points")
 
 
-def is_student_frame(filename: str) -> bool:
-    """True for code from a notebook cell (the grader names them ``<cell ...>``; Jupyter
-    uses temporary files) rather than from Python, torch or course_lib."""
-    if filename.startswith("<cell"):
-        return True
-    if filename.startswith("<"):
-        return False
-    try:
-        resolved = str(Path(filename).resolve())
-    except OSError:
-        return True
-    return not resolved.startswith(_LIBRARY_DIRS)
-
-
-def _student_frames(exc: BaseException) -> list:
-    """The traceback frames that ran student code, innermost last. Cells run by the
-    grader are named ``<cell ...>``; when there are any, they are the only student code."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    cells = [f for f in frames if f.filename.startswith("<cell")]
-    return cells or [f for f in frames if is_student_frame(f.filename)]
-
-
-def where_in_student_code(exc: BaseException) -> str:
-    """``" (line 4 of the cell tagged ex3.1)"`` for the innermost student frame, or ``""``."""
-    frames = _student_frames(exc)
-    if not frames:
-        return ""
-    frame = frames[-1]
-    if frame.filename.startswith("<cell"):
-        name = frame.filename[1:-1]  # "cell tagged ex3.1" or "cell 2 (setup)"
-        return f" (line {frame.lineno} of {'the ' if name.startswith('cell tagged') else ''}{name})"
-    return f" (line {frame.lineno} of your cell)"
-
-
-def describe_exception(exc: BaseException) -> str:
-    """``"ValueError: bad shape (line 4 of your cell)"`` — one line a student can act on."""
-    detail = shorten(str(exc), 300)
-    name = type(exc).__name__
-    return f"{name}: {detail}{where_in_student_code(exc)}" if detail else f"{name}{where_in_student_code(exc)}"
-
-
-def _raised_by_student(exc: BaseException) -> bool:
-    """Whether the innermost frame is student code (a stub's ``raise``), rather than a
-    library saying an operation is unsupported."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    student = _student_frames(exc)
-    return bool(frames) and bool(student) and frames[-1] == student[-1]
-
-
-def is_not_implemented(exc: BaseException, exercise_id: str) -> bool:
-    return isinstance(exc, NotImplementedError) and (
-        str(exc).startswith(f"{exercise_id}:") or _raised_by_student(exc))
+def verdict_from_raised(function: str, info: dict) -> Verdict:
+    """The verdict when the student's function raised (``StudentRaised.info``)."""
+    if info.get("not_implemented"):
+        return Verdict("not_implemented", 0.0, NOT_IMPLEMENTED)
+    if info.get("type") == "SystemExit":
+        return Verdict("error", 0.0, f"{function} called sys.exit({info.get('exit_code')}); "
+                                     f"return the result instead of exiting")
+    return Verdict("error", 0.0, shorten(f"{function} raised {info.get('text', '')}"))
 
 
 def verdict_from_result(exercise, result) -> Verdict:
@@ -127,27 +82,26 @@ def verdict_from_result(exercise, result) -> Verdict:
         f"fraction in [0, 1] or (fraction, message) — this is a bug in the check, tell your instructor"))
 
 
-def run_check(exercise, fn, namespace: dict) -> Verdict:
-    """Run ``exercise.check(fn, namespace)`` and say how it went. Never raises, except
-    ``KeyboardInterrupt`` (someone asked to stop)."""
+def run_check(exercise, student) -> Verdict:
+    """Run ``exercise.check(student)`` and say how it went. Never raises, except
+    ``KeyboardInterrupt`` (someone asked to stop) and ``WorkerGone`` (the grader's worker
+    stopped answering; the runner says why)."""
     try:
-        result = exercise.check(fn, namespace)
-    except KeyboardInterrupt:
+        result = exercise.check(student)
+    except (KeyboardInterrupt, WorkerGone):
         raise
     except TimeLimitExceeded:
-        return Verdict("timeout", 0.0, f"took longer than {exercise.timeout:g} s — is there an "
-                                       f"infinite loop, or a slow Python loop over pixels?")
+        return Verdict("timeout", 0.0, timeout_message(exercise.timeout))
     except CheckFailed as exc:
         return Verdict("failed", 0.0, shorten(str(exc) or "wrong answer"))
-    except NotImplementedError as exc:
-        if is_not_implemented(exc, exercise.id):
-            return Verdict("not_implemented", 0.0, NOT_IMPLEMENTED)
-        return Verdict("error", 0.0, f"{exercise.function} raised {describe_exception(exc)}")
-    except SystemExit as exc:
-        return Verdict("error", 0.0, f"{exercise.function} called sys.exit({exc.code!r}); "
-                                     f"return the result instead of exiting")
-    except BaseException as exc:  # anything the student's code raised
-        return Verdict("error", 0.0, f"{exercise.function} raised {describe_exception(exc)}")
+    except Delegated as exc:
+        return Verdict("failed", 0.0, delegation_message(exercise.function, exc.name))
+    except StudentRaised as exc:
+        return verdict_from_raised(exercise.function, exc.info)
+    except Exception as exc:  # the check could not make sense of what came back
+        return Verdict("error", 0.0, shorten(
+            f"the check of {exercise.id} could not use what {exercise.function} returned "
+            f"({type(exc).__name__}: {exc}); return what the exercise asks for"))
     try:
         return verdict_from_result(exercise, result)
     except Exception as exc:  # a result whose .item() fails, say

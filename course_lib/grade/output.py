@@ -10,7 +10,13 @@ and for a class folder ``{"students": {"alice": <that object>, ...}}``.
 ``status`` is one of passed | failed | not_implemented | timeout | error.
 
 CSV (``--csv FILE``): one row per student — ``student,total,max`` then one column per
-exercise id holding its points.
+exercise id holding its points. A cell that would start with ``=``, ``+``, ``-``, ``@`` (or a
+tab or carriage return) gets a leading ``'``, so a spreadsheet shows a student's name as text
+instead of running it as a formula; names never hold control characters (see
+:func:`course_lib.grade.describe.clean`).
+
+:class:`Progress` draws the class's progress bar on the terminal (or, when output is not
+a terminal, one line per student as they finish).
 """
 from __future__ import annotations
 
@@ -18,8 +24,11 @@ import csv
 import io
 import json
 import shutil
+import sys
 import textwrap
+import time
 
+from course_lib.grade.describe import clean
 from course_lib.grade.registry import natural_key
 
 STATUS_WORDS = {"passed": "passed", "failed": "failed", "not_implemented": "not implemented",
@@ -65,23 +74,38 @@ def grading_table(grading, width: int | None = None) -> str:
     """The whole grading as text for the terminal."""
     width = width or shutil.get_terminal_size((110, 24)).columns
     out = []
+    if not getattr(grading, "sandboxed", True) and getattr(grading, "sandbox", ""):
+        out += [clean(grading.sandbox), ""]
     for name, report in grading.reports.items():
         if grading.kind == "class":
-            out += [f"=== {name} ===", ""]
+            out += [f"=== {clean(name)} ===", ""]
+        for note in getattr(report, "notes", []):
+            out.append(f"note: {clean(note)}")
         if not report.results:
             out.append("no exercises to grade here\n")
             continue
         out.append(report_table(report, width))
         out.append(f"Total: {fmt(report.total)}/{fmt(report.max)}{_percent(report.total, report.max)}\n")
-    if grading.ungraded:
-        out.append("Notebooks with no registered exercises (not graded): " + ", ".join(grading.ungraded))
+    notes = getattr(grading, "notes", [])
+    if notes:
+        out.append("Notes")
+        out += [f"  - {clean(note)}" for note in notes]
+        out.append("")
+    elif grading.ungraded:
+        out.append("Notebooks with no registered exercises (not graded): " + ", ".join(map(clean, grading.ungraded)))
     if grading.kind == "class":
-        name_w = max(7, *(len(n) for n in grading.reports))
+        name_w = max(7, *(len(clean(n)) for n in grading.reports)) if grading.reports else 7
         out += ["Class summary", f"  {'student':<{name_w}}  total"]
         for name, report in grading.reports.items():
-            out.append(f"  {name:<{name_w}}  {fmt(report.total)}/{fmt(report.max)}"
+            out.append(f"  {clean(name):<{name_w}}  {fmt(report.total)}/{fmt(report.max)}"
                        f"{_percent(report.total, report.max)}")
     return "\n".join(out).rstrip() + "\n"
+
+
+def csv_safe(cell) -> str:
+    """A CSV cell that a spreadsheet shows as text: no formula, no control characters."""
+    text = clean(cell) if isinstance(cell, str) else str(cell)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def to_json_text(grading) -> str:
@@ -93,8 +117,53 @@ def to_csv_text(grading) -> str:
     ids = sorted({r.id for rep in grading.reports.values() for r in rep.results}, key=natural_key)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["student", "total", "max", *ids])
+    writer.writerow(["student", "total", "max", *map(csv_safe, ids)])
     for name, report in grading.reports.items():
         points = {r.id: fmt(r.points) for r in report.results}
-        writer.writerow([name, fmt(report.total), fmt(report.max), *(points.get(i, "") for i in ids)])
+        writer.writerow([csv_safe(name), fmt(report.total), fmt(report.max), *(points.get(i, "") for i in ids)])
     return buffer.getvalue()
+
+
+class Progress:
+    """Progress of a grading on stderr: a bar for a class on a terminal, otherwise a line
+    per student (class) or per exercise (one student) as they finish."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.kind, self.total, self.done = "notebook", 0, 0
+        self.left: dict[str, int] = {}
+        self.points: dict[str, list[float]] = {}
+        self.started = time.monotonic()
+
+    def start(self, grading, jobs) -> None:
+        self.kind, self.total = grading.kind, len(jobs)
+        for job in jobs:
+            self.left[job.student] = self.left.get(job.student, 0) + 1
+            self.points.setdefault(job.student, [0.0, 0.0])
+        self.students = len(self.left)
+        self.finished = 0
+
+    def __call__(self, job, result) -> None:
+        self.done += 1
+        got = self.points.setdefault(job.student, [0.0, 0.0])
+        got[0] += result.points
+        got[1] += result.max
+        self.left[job.student] = self.left.get(job.student, 1) - 1
+        student_done = self.left[job.student] == 0
+        self.finished += student_done
+        if self.kind != "class":
+            print(f"  {result.id:<10} {STATUS_WORDS[result.status]:<16} {result.seconds:5.1f} s",
+                  file=self.stream, flush=True)
+        elif self.tty:
+            width = 30
+            filled = int(width * self.done / max(1, self.total))
+            elapsed = time.monotonic() - self.started
+            self.stream.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
+                              f"exercises · {self.finished}/{self.students} students · {elapsed:.0f} s ")
+            if self.done == self.total:
+                self.stream.write("\n")
+            self.stream.flush()
+        elif student_done:
+            print(f"  {self.finished}/{self.students} {clean(job.student)}: {fmt(got[0])}/{fmt(got[1])}",
+                  file=self.stream, flush=True)

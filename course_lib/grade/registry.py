@@ -32,7 +32,7 @@ def natural_key(exercise_id: str):
 @dataclass
 class Checks:
     exercises: dict[str, Exercise] = field(default_factory=dict)
-    # where each exercise's check is defined, for the child process to load it alone:
+    # where each exercise's check is defined (for messages about duplicates):
     # {"module": "course_lib.grade.checks.nb03_x"} or {"file": "/abs/path/checks.py"}
     origins: dict[str, dict] = field(default_factory=dict)
 
@@ -92,15 +92,3 @@ def load_checks(extra_files=()) -> Checks:
             checks.exercises[ex.id] = ex
             checks.origins[ex.id] = {"file": str(Path(path).resolve())}
     return checks
-
-
-def load_exercise(exercise_id: str, origin: dict) -> Exercise:
-    """Load just the module that defines one exercise (used by the child process)."""
-    if "file" in origin:
-        found = load_check_file(origin["file"])
-    else:
-        importlib.import_module(origin["module"])
-        found = EXERCISES
-    if exercise_id not in found:
-        raise ChecksError(f"exercise {exercise_id} is not registered by {origin}")
-    return found[exercise_id]

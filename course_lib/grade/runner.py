@@ -1,27 +1,50 @@
 """Grade a notebook, a folder of notebooks, or a class of submissions.
 
-:func:`grade_path` finds the notebooks, plans one job per (student, exercise), runs the
-jobs in parallel — each in its own process (:mod:`course_lib.grade.sandbox`) — and
-collects an :class:`ExerciseResult` per job. Formatting lives in
+:func:`grade_path` finds what to grade (:mod:`course_lib.grade.submissions`), plans one
+job per (student, exercise), and runs the jobs on parallel *lanes* — one per core by
+default, each a sandboxed warm process that forks a fresh worker per exercise
+(:mod:`course_lib.grade.sandbox`). For each job, this process (the judge) reads the
+notebook, sends the worker the cells to run, runs the exercise's check against a
+:class:`WorkerStudent` — every call of the student's function goes to the worker and
+comes back as plain data — and decides the verdict itself. Formatting lives in
 :mod:`course_lib.grade.output`.
+
+SIGINT, SIGTERM and SIGHUP stop grading: every lane and worker is killed and the
+temporary folders are removed before :class:`Interrupted` (a ``KeyboardInterrupt``)
+propagates.
 """
 from __future__ import annotations
 
+import ast
+import os
 import signal
+import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from course_lib.grade.api import Exercise
-from course_lib.grade.judge import STATUSES, shorten
+from course_lib.grade.calling import Student, WorkerGone, grad_request, outcome_from_response
+from course_lib.grade.describe import clean, shorten
+from course_lib.grade.judge import Verdict, run_check
 from course_lib.grade.registry import Checks, load_checks
-from course_lib.grade.sandbox import kill_running, run_child
+from course_lib.grade.sandbox import (INSTALL_BUBBLEWRAP, Lane, Limits, SandboxError, find_bubblewrap,
+                                      kill_all_lanes, limits_from_env)
+from course_lib.grade.submissions import GradingError, find_submissions, registered_stem  # noqa: F401
 from course_lib.notebook import SETUP_TAGS, load_cells
 
+# Modules a lane imports before forking, if the setup cells import them (top-level names).
+WARMABLE = ("torch", "torchvision", "numpy", "course_lib", "math", "matplotlib", "scipy", "PIL")
 
-class GradingError(Exception):
-    """The grader cannot run (bad path, nothing to grade...); the message says why."""
+
+class Interrupted(KeyboardInterrupt):
+    """Grading was stopped by a signal (``signum``); everything it started is gone."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 @dataclass
@@ -45,6 +68,7 @@ class ExerciseResult:
 class Report:
     """The results of one student (or of the notebook / folder graded)."""
     results: list[ExerciseResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)   # about this student's files (not in the JSON)
 
     @property
     def total(self) -> float:
@@ -66,6 +90,9 @@ class Grading:
     reports: dict[str, Report]     # by student; a single entry unless kind == "class"
     ungraded: list[str] = field(default_factory=list)  # notebooks with no exercises
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)     # what was skipped or chosen, and why
+    sandbox: str = ""              # how student code ran (one line)
+    sandboxed: bool = True
 
     def to_json(self) -> dict:
         if self.kind == "class":
@@ -82,146 +109,125 @@ class Job:
 
 # --- finding what to grade -------------------------------------------------------------
 
-def _visible(path: Path, root: Path) -> bool:
-    """Not inside a hidden folder such as ``.ipynb_checkpoints``."""
-    return not any(part.startswith(".") for part in path.relative_to(root).parts)
-
-
-def find_submissions(path: Path) -> tuple[str, dict[str, list[Path]]]:
-    """``(kind, {student: notebooks})`` for a notebook, a folder, or a class folder.
-
-    A folder holding notebooks is a folder of notebooks; otherwise, if its sub-folders
-    hold notebooks, each sub-folder is one student's submission.
-    """
-    if not path.exists():
-        raise GradingError(f"{path}: no such file or folder")
-    if path.is_file():
-        if path.suffix != ".ipynb":
-            raise GradingError(f"{path} is not a notebook (.ipynb)")
-        return "notebook", {path.name: [path]}
-    notebooks = sorted(p for p in path.glob("*.ipynb") if p.is_file())
-    if notebooks:
-        return "folder", {path.resolve().name: notebooks}
-    students = {}
-    for folder in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        found = sorted(p for p in folder.rglob("*.ipynb") if p.is_file() and _visible(p, folder))
-        if found:
-            students[folder.name] = found
-    if not students:
-        raise GradingError(f"{path}: no notebooks (.ipynb) here, nor in sub-folders "
-                           f"(one per student)")
-    return "class", students
-
-
-def registered_stem(name: str, stems: list[str]) -> str | None:
-    """The checks' name for a notebook file stem: exact, else the longest registered
-    name it starts with (LMS downloads add suffixes: ``03_diffaugment (1)``)."""
-    if name in stems:
-        return name
-    prefixes = [s for s in stems if name.startswith(s)]
-    return max(prefixes, key=len) if prefixes else None
-
-
-def _by_stem(notebooks: list[Path], stems: list[str]) -> dict[str, Path]:
-    found: dict[str, Path] = {}
-    for nb in notebooks:  # sorted, so the choice among duplicates is stable
-        stem = registered_stem(nb.stem, stems)
-        if stem and (stem not in found or nb.stem == stem):
-            found[stem] = nb
-    return found
-
-
-def plan(path: Path, checks: Checks, only=None) -> tuple[str, list[Job], list[str]]:
-    """``(kind, jobs, notebooks without registered exercises)``."""
-    kind, submissions = find_submissions(path)
-    stems = checks.notebooks
-    matched = {student: _by_stem(nbs, stems) for student, nbs in submissions.items()}
-    ungraded = sorted({nb.name for nbs in submissions.values() for nb in nbs
-                       if registered_stem(nb.stem, stems) is None})
-    expected = sorted({stem for found in matched.values() for stem in found})
+def plan(path: Path, checks: Checks, only=None, submissions=None) -> tuple[str, list[Job], list[str]]:
+    """``(kind, jobs, names of notebooks not graded)``."""
+    subs = submissions or find_submissions(path, checks.notebooks)
     jobs = []
-    for student, found in matched.items():
-        for stem in expected:
+    for student, found in subs.students.items():
+        for stem in subs.expected:
             for ex in checks.for_notebook(stem):
                 if only is None or ex.id in only:
                     jobs.append(Job(student, found.get(stem), ex))
-    return kind, jobs, ungraded
+    ungraded = sorted({nb.name for nbs in subs.ungraded.values() for nb in nbs})
+    return subs.kind, jobs, ungraded
 
 
-# --- running ---------------------------------------------------------------------------
+# --- the judge's side of a call --------------------------------------------------------------
+
+class WorkerStudent(Student):
+    """The student's function, called in the sandboxed worker through ``session``."""
+
+    def __init__(self, session, exercise: Exercise):
+        self.session, self.exercise = session, exercise
+        self.function = exercise.function
+
+    def run(self, args=(), kwargs=None, *, grads=(), count_ops: bool = False):
+        request = {"kind": "call", "args": list(args), "kwargs": dict(kwargs or {}),
+                   "grads": [grad_request(g) for g in grads], "ops": bool(count_ops)}
+        return outcome_from_response(self.session.call(request))
+
+
+# --- one job -----------------------------------------------------------------------------------
 
 def _result(job: Job, status: str, fraction: float, message: str, **extra) -> ExerciseResult:
     ex = job.exercise
     return ExerciseResult(ex.notebook, ex.id, ex.function, round(fraction * ex.points, 4),
-                          float(ex.points), status, message, **extra)
+                          float(ex.points), status, shorten(message), **extra)
 
 
-def _spec(job: Job, cells, checks: Checks) -> dict | None:
+def worker_job(job: Job, cells) -> dict | None:
+    """What the worker needs for ``job``: its cells (None when no cell has the tag)."""
     ex = job.exercise
     exercise_cells = [c for c in cells if ex.id in c.tags]
     if not exercise_cells:
         return None
     setup = [c for c in cells if set(c.tags) & set(SETUP_TAGS) and ex.id not in c.tags]
     return {
-        "exercise": ex.id,
-        "origin": checks.origins[ex.id],
+        "exercise": ex.id, "function": ex.function, "references": list(ex.reference),
+        "provides": dict(ex.provides),
         "setup_cells": [{"name": f"cell {c.index + 1} ({', '.join(c.tags)})", "source": c.source}
                         for c in setup],
         "exercise_cells": [{"name": f"cell tagged {ex.id}", "source": c.source} for c in exercise_cells],
     }
 
 
-def interpret(outcome, job: Job) -> ExerciseResult:
-    """The result of one child run, whatever happened to it."""
-    ex = job.exercise
-    extra = {"seconds": round(outcome.seconds, 3), "output": outcome.output}
-    message = outcome.result
-    if message is not None:
-        status, fraction = message.get("status"), message.get("fraction")
-        if status not in STATUSES or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
-            return _result(job, "error", 0.0, "the grader received a garbled result; grade again", **extra)
-        if status not in ("passed", "failed"):
-            fraction = 0.0
-        return _result(job, status, float(fraction), shorten(str(message.get("message", ""))), **extra)
-    if outcome.timed_out and outcome.ready:
-        return _result(job, "timeout", 0.0,
-                       f"stopped after {ex.timeout:g} s (setup cells + your cell + the check) — "
-                       f"look for an infinite loop, or a slow Python loop over pixels", **extra)
-    if not outcome.ready:
-        last = outcome.output.strip().splitlines()[-1:] or ["no output"]
-        why = "did not start in time (is the machine overloaded?)" if outcome.timed_out else \
-            f"failed before running your code: {shorten(last[0], 200)}"
-        return _result(job, "error", 0.0, f"the grader's process {why}; tell your instructor", **extra)
-    code = outcome.returncode
-    if code is not None and code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return _result(job, "error", 0.0, f"the process running your code was killed by {name} "
-                                          f"(a crash, or it ran out of memory?)", **extra)
-    return _result(job, "error", 0.0, f"the process running your code ended (exit code {code}) "
-                                      f"before the check finished — does your code call os._exit() "
-                                      f"or otherwise stop Python?", **extra)
-
-
-def grade_job(job: Job, cells, checks: Checks) -> ExerciseResult:
-    """Grade one exercise; ``cells`` are the notebook's code cells or the ValueError
-    that reading it raised."""
-    ex = job.exercise
-    if job.notebook is None:
-        return _result(job, "failed", 0.0, f"no notebook {ex.notebook}.ipynb in this submission")
-    if isinstance(cells, Exception):
-        return _result(job, "error", 0.0, f"could not read the notebook: {cells}")
-    spec = _spec(job, cells, checks)
-    if spec is None:
-        return _result(job, "failed", 0.0, f"no cell tagged {ex.id} in {job.notebook.name} — did you "
-                                           f"delete it, or remove its tag? Restore it from the original notebook")
+def _signal_name(code: int) -> str:
     try:
-        outcome = run_child(spec, timeout=ex.timeout, notebook=job.notebook)
-    except OSError as exc:  # out of processes, file handles or disk: not the student's fault
-        return _result(job, "error", 0.0, f"the grader could not start a process ({exc}); grade again")
-    return interpret(outcome, job)
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
+def verdict_when_gone(gone: WorkerGone, exercise: Exercise, started_code: bool, output: str,
+                      limits: Limits) -> Verdict:
+    """What to tell the student when their process stopped answering."""
+    if gone.reason == "timeout":
+        return Verdict("timeout", 0.0, f"stopped after {exercise.timeout:g} s (setup cells + your cell + "
+                                       f"the checks' calls) — look for an infinite loop, or a slow "
+                                       f"Python loop over pixels")
+    if gone.reason == "garbled":
+        return Verdict("error", 0.0, f"the process running your code sent the grader something that is "
+                                     f"not plain data ({gone.detail}); does your code write to files "
+                                     f"it did not open?")
+    if gone.reason == "sandbox":
+        return Verdict("error", 0.0, "the grader's worker process stopped while running your code "
+                                     "(did it use up the machine's memory?); grade again, and tell "
+                                     "your instructor if it happens again")
+    if gone.detail == "processes":
+        return Verdict("error", 0.0, f"your code started more than {limits.processes} processes at once; "
+                                     f"the sandbox stopped them all")
+    code = gone.returncode
+    if code == 70 and not started_code:
+        last = (output.strip().splitlines() or ["no output"])[-1]
+        return Verdict("error", 0.0, f"the grader's process failed before running your code: "
+                                     f"{shorten(last, 200)}; tell your instructor")
+    if code is not None and code < 0:
+        return Verdict("error", 0.0, f"the process running your code was killed by {_signal_name(code)} "
+                                     f"(a crash, a CPU-time or file-size limit, or it ran out of memory?)")
+    return Verdict("error", 0.0, f"the process running your code ended (exit code {code}) before the "
+                                 f"check finished — does your code call os._exit() or otherwise stop Python?")
+
+
+def grade_on_lane(lane: Lane, job: Job, spec: dict) -> ExerciseResult:
+    """Run one exercise on ``lane`` and judge it."""
+    ex = job.exercise
+    started = time.monotonic()
+    session = lane.exercise(spec, ex.timeout)
+    verdict, gone, cells_ran = None, None, False
+    try:
+        status = session.receive()
+        cells_ran = True
+        # The worker may only say "the function is defined" or why not; a pass is the
+        # judge's word, never the worker's.
+        if not isinstance(status, dict) or status.get("kind") != "cells" or \
+                status.get("status") not in ("defined", "failed", "not_implemented", "error"):
+            raise WorkerGone("garbled", "its first message was not the result of running the cells")
+        if status["status"] == "defined":
+            verdict = run_check(ex, WorkerStudent(session, ex))
+        else:
+            message = shorten(str(status.get("message", ""))) or "the cells did not define the function"
+            verdict = Verdict(status["status"], 0.0, message)
+    except WorkerGone as exc:
+        gone = exc
+    finally:
+        exited, output = session.finish()
+    if gone is not None:
+        if gone.reason == "exited" and exited is not None:
+            gone.returncode = exited.get("returncode")
+            gone.detail = str(exited.get("reason", ""))
+        verdict = verdict_when_gone(gone, ex, cells_ran, output, lane.limits)
+    return _result(job, verdict.status, verdict.fraction, verdict.message,
+                   seconds=round(time.monotonic() - started, 3), output=output)
 
 
 def _read(path: Path):
@@ -231,38 +237,271 @@ def _read(path: Path):
         return ValueError(str(exc))
 
 
-def grade_jobs(jobs: list[Job], checks: Checks, workers: int = 2, progress=None) -> list[ExerciseResult]:
-    """Results in the order of ``jobs``; ``workers`` exercises run at a time."""
-    cells = {nb: _read(nb) for nb in {job.notebook for job in jobs if job.notebook is not None}}
+def warm_modules(cell_lists) -> list[str]:
+    """The modules the setup cells import that a lane may import in advance (trusted,
+    installed libraries only; see :data:`WARMABLE`)."""
+    from course_lib.grade.worker import python_source
 
-    def one(job):
-        result = grade_job(job, cells.get(job.notebook), checks)
+    found: dict[str, None] = {}
+    for cells in cell_lists:
+        if isinstance(cells, Exception):
+            continue
+        for cell in cells:
+            if not set(cell.tags) & set(SETUP_TAGS):
+                continue
+            try:
+                tree = ast.parse(python_source(cell.source))
+            except (SyntaxError, ValueError):
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module] + [f"{node.module}.{a.name}" for a in node.names
+                                             if node.module.startswith("course_lib")]
+                else:
+                    continue
+                for name in names:
+                    if name.split(".")[0] in WARMABLE:
+                        found[name] = None
+    return list(found)[:60]
+
+
+# --- sandbox choice ----------------------------------------------------------------------------
+
+def choose_sandbox(mode: str = "auto") -> tuple[bool, str]:
+    """``(sandboxed, one line saying how student code runs)`` for ``mode`` auto|bwrap|none."""
+    if mode not in ("auto", "bwrap", "none"):
+        raise GradingError(f"unknown sandbox {mode!r}: use auto, bwrap or none")
+    if os.name != "posix" or not hasattr(os, "fork"):
+        raise GradingError("the grader runs student code in forked processes, which this system "
+                           "does not have: grade on Linux or macOS (on Windows, inside WSL); the "
+                           "notebooks' self-check cells work everywhere")
+    if mode == "none":
+        return False, "student code runs WITHOUT the OS sandbox (--sandbox none): separate processes only"
+    bwrap = find_bubblewrap()
+    if not bwrap.problem:
+        return True, f"student code runs in a bubblewrap sandbox ({bwrap.path})"
+    if mode == "bwrap":
+        raise GradingError(f"{bwrap.problem}; {INSTALL_BUBBLEWRAP}")
+    return False, (f"warning: {bwrap.problem}, so student code runs WITHOUT the OS sandbox (separate "
+                   f"processes only; it can read and write your files) — {INSTALL_BUBBLEWRAP}")
+
+
+# --- running many jobs ---------------------------------------------------------------------------
+
+class _Signals:
+    """SIGTERM and SIGHUP raise :class:`Interrupted` in the main thread while grading
+    (SIGINT already raises ``KeyboardInterrupt``)."""
+
+    def __enter__(self):
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+                if signum is not None:
+                    self.previous[signum] = signal.signal(signum, self._raise)
+        return self
+
+    def _raise(self, signum, frame):
+        if not getattr(self, "raised", False):   # a second signal must not cut the clean-up short
+            self.raised = True
+            raise Interrupted(signum)
+
+    def __exit__(self, *exc):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        return False
+
+
+def grade_jobs(jobs: list[Job], checks: Checks | None = None, workers: int | None = None, progress=None,
+               *, sandbox: str = "auto", limits: Limits | None = None) -> list[ExerciseResult]:
+    """Results in the order of ``jobs``; ``workers`` lanes (default: one per core) run
+    exercises in parallel."""
+    results, _ = _grade_jobs(jobs, workers, progress, choose_sandbox(sandbox)[0], limits or limits_from_env())
+    return results
+
+
+def _grade_jobs(jobs, workers, progress, sandboxed: bool, limits: Limits):
+    notebooks = sorted({job.notebook for job in jobs if job.notebook is not None}, key=str)
+    cells = {nb: _read(nb) for nb in notebooks}
+    results: list[ExerciseResult | None] = [None] * len(jobs)
+    report_lock = threading.Lock()
+
+    def done(i, result):
+        results[i] = result
         if progress:
-            progress(job, result)
-        return result
+            with report_lock:
+                progress(jobs[i], result)
 
-    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    pending = deque()
+    for i, job in enumerate(jobs):
+        ex = job.exercise
+        if job.notebook is None:
+            done(i, _result(job, "failed", 0.0, f"no notebook {ex.notebook}.ipynb in this submission"))
+            continue
+        nb_cells = cells[job.notebook]
+        if isinstance(nb_cells, Exception):
+            done(i, _result(job, "error", 0.0, f"could not read the notebook: {nb_cells}"))
+            continue
+        spec = worker_job(job, nb_cells)
+        if spec is None:
+            done(i, _result(job, "failed", 0.0, f"no cell tagged {ex.id} in {clean(job.notebook.name)} — "
+                                                 f"did you delete it, or remove its tag? Restore it from "
+                                                 f"the original notebook"))
+            continue
+        pending.append((i, job, spec))
+    if not pending:
+        return results, []
+
+    warm = warm_modules(cells.values())
+    for _, job, _ in pending:   # where the tripwired references and lent functions live
+        for path in (*job.exercise.reference, *(p for _, p in job.exercise.provides)):
+            module = path.rpartition(".")[0]
+            if module not in warm:
+                warm.append(module)
+    if "torch" in sys.modules:
+        # The first optimiser a check builds imports torch._dynamo (seconds): do it while
+        # the lanes start rather than inside the first exercise's time.
+        threading.Thread(target=_build_an_optimiser, daemon=True).start()
+    lanes_wanted = max(1, min(workers or os.cpu_count() or 1, len(pending)))
+    queue_lock = threading.Lock()
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def lane_main():
+        lane = Lane(sandboxed, warm, limits)
+        try:
+            lane.start()
+        except SandboxError as exc:
+            failures.append(str(exc))
+            lane.kill()
+            return
+        try:
+            while not stop.is_set():
+                with queue_lock:
+                    if not pending:
+                        return
+                    i, job, spec = pending.popleft()
+                try:
+                    if lane.broken or lane.proc.poll() is not None:
+                        lane.restart()
+                    try:
+                        result = grade_on_lane(lane, job, spec)
+                    except WorkerGone:   # the lane went before this exercise began: once more
+                        lane.restart()
+                        result = grade_on_lane(lane, job, spec)
+                except WorkerGone as exc:    # the lane could not even start the exercise
+                    result = _result(job, "error", 0.0, verdict_when_gone(exc, job.exercise, False, "", limits).message)
+                except Exception as exc:  # noqa: BLE001 - a bug of ours: cost one exercise, not the class
+                    if stop.is_set():
+                        return
+                    lane.broken = True
+                    result = _result(job, "error", 0.0, f"the grader failed on this exercise "
+                                                        f"({type(exc).__name__}: {exc}); grade again, and tell "
+                                                        f"your instructor if it happens again")
+                if stop.is_set():
+                    return
+                done(i, result)
+        except SandboxError as exc:
+            failures.append(str(exc))
+        except Exception as exc:  # noqa: BLE001 - e.g. a lane killed under it by an interrupt
+            if not stop.is_set():
+                failures.append(f"the grader failed: {type(exc).__name__}: {exc}")
+        finally:
+            lane.close()
+
+    threads = [threading.Thread(target=lane_main, name=f"grading-lane-{n}", daemon=True)
+               for n in range(lanes_wanted)]
+    with _Signals():
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(timeout=0.2)
+        except KeyboardInterrupt:
+            stop.set()
+            in_main = threading.current_thread() is threading.main_thread()
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
+            try:   # a second Ctrl-C must not cut the clean-up short
+                kill_all_lanes()
+                for thread in threads:
+                    thread.join(timeout=10)
+            finally:
+                if in_main:
+                    signal.signal(signal.SIGINT, previous)
+            raise
+    missing = [i for i, r in enumerate(results) if r is None]
+    if missing:
+        why = failures[0] if failures else "the grader's worker processes stopped"
+        raise GradingError(why)
+    return results, failures
+
+
+def _build_an_optimiser() -> None:
+    import torch
+
     try:
-        futures = [pool.submit(one, job) for job in jobs]
-        return [f.result() for f in futures]
-    except KeyboardInterrupt:
-        pool.shutdown(wait=False, cancel_futures=True)
-        kill_running()  # the children run in their own sessions: Ctrl-C does not reach them
-        raise
-    finally:
-        pool.shutdown(wait=True)
+        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    except Exception:  # noqa: BLE001 - only a warm-up
+        pass
 
 
-def grade_path(path, *, workers: int = 2, check_files=(), only=None, checks: Checks | None = None,
-               progress=None) -> Grading:
-    """Grade ``path`` (a notebook, a folder of notebooks, or a class folder)."""
+def grade_path(path, *, workers: int | None = None, check_files=(), only=None, checks: Checks | None = None,
+               progress=None, sandbox: str = "auto", allow_unsandboxed: bool = False,
+               limits: Limits | None = None, on_start=None) -> Grading:
+    """Grade ``path`` (a notebook, a folder of notebooks, or a class folder).
+
+    Grading several students without the OS sandbox is refused unless
+    ``allow_unsandboxed``; a single notebook or folder (a student checking their own work)
+    never needs it. ``on_start(grading)`` is called once the plan is made (for a progress
+    display); ``grading.reports`` is then empty.
+    """
     started = time.monotonic()
     path = Path(path)
+    limits = limits or limits_from_env()
     checks = checks or load_checks(check_files)
-    kind, jobs, ungraded = plan(path, checks, only)
-    results = grade_jobs(jobs, checks, workers, progress)
-    _, submissions = find_submissions(path)
-    reports = {student: Report() for student in submissions}
+    subs = find_submissions(path, checks.notebooks)
+    sandboxed, how = choose_sandbox(sandbox)
+    if subs.kind == "class" and not sandboxed and not allow_unsandboxed:
+        raise GradingError(f"{how.removeprefix('warning: ')}. Grading a class runs every student's code on "
+                           f"this machine: {INSTALL_BUBBLEWRAP}, or pass --allow-unsandboxed to grade "
+                           f"without it")
+    kind, jobs, ungraded = plan(path, checks, only, subs)
+    grading = Grading(kind, path, {}, ungraded, notes=list(subs.notes), sandbox=how, sandboxed=sandboxed)
+    expected = subs.expected or checks.notebooks   # what this class hands in, else every notebook
+    for student, notebooks in subs.ungraded.items():
+        for nb in notebooks:
+            where = f"{student}/{clean(nb.name)}" if kind == "class" else clean(nb.name)
+            grading.notes.append(f"not graded: {where} — expected one of "
+                                 f"{', '.join(f'{s}.ipynb' for s in expected)}")
+    if on_start:
+        on_start(grading, jobs)
+    results, _ = _grade_jobs(jobs, workers, progress, sandboxed, limits)
+    reports = {student: Report() for student in subs.students}
     for job, result in zip(jobs, results):
         reports[job.student].results.append(result)
-    return Grading(kind, path, reports, ungraded, time.monotonic() - started)
+    for student, report in reports.items():
+        report.notes += [n for n in _cell_notes(subs.students[student])]
+    grading.reports = reports
+    grading.seconds = time.monotonic() - started
+    return grading
+
+
+def _cell_notes(found: dict[str, Path]) -> list[str]:
+    """Exercise cells duplicated in a notebook: all of them run, in order."""
+    notes = []
+    for stem, nb in sorted(found.items()):
+        cells = _read(nb)
+        if isinstance(cells, Exception):
+            continue
+        seen: dict[str, list[int]] = {}
+        for cell in cells:
+            for tag in cell.tags:
+                if tag not in SETUP_TAGS:
+                    seen.setdefault(tag, []).append(cell.index + 1)
+        for tag, where in sorted(seen.items()):
+            if len(where) > 1 and tag.startswith("ex"):
+                notes.append(f"{clean(nb.name)}: cells {', '.join(map(str, where))} are all tagged "
+                             f"{clean(tag)}; they ran in order, so the last definition counts")
+    return notes

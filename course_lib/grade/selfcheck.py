@@ -2,8 +2,10 @@
 
     rand_translation = self_check("ex3.1", rand_translation, reference=diffaugment.rand_translation)
 
-It runs the grader's own check for that exercise, in the notebook's process, and prints
-one line:
+It runs the grader's own check for that exercise — the same check, through the same
+"call the student's function" interface (:class:`~course_lib.grade.calling.LocalStudent`
+here, the sandboxed worker in the grader), so the verdict and message are the grader's —
+in the notebook's process, and prints one line:
 
     ✅ ex3.1 passed
     ❌ ex3.1: <what is wrong>
@@ -16,7 +18,6 @@ always completes. It returns the student's function when it passes, otherwise
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 from contextlib import contextmanager
 
@@ -61,8 +62,9 @@ def _find_exercise(exercise_id: str):
     return EXERCISES[exercise_id], ""
 
 
-def _verdict(exercise_id: str, fn, namespace: dict):
-    from course_lib.grade.judge import Verdict, run_check
+def _verdict(exercise_id: str, fn):
+    from course_lib.grade.calling import LocalStudent
+    from course_lib.grade.judge import TimeLimitExceeded, Verdict, run_check
 
     exercise, problem = _find_exercise(exercise_id)
     if exercise is None:
@@ -70,16 +72,16 @@ def _verdict(exercise_id: str, fn, namespace: dict):
     if not callable(fn):
         return Verdict("failed", 0.0, f"expected the function {exercise.function}, "
                                       f"got {type(fn).__name__}")
+    student = LocalStudent(fn, exercise, passthrough=(KeyboardInterrupt, TimeLimitExceeded))
     with time_limit(exercise.timeout):
-        return run_check(exercise, fn, namespace)
+        return run_check(exercise, student)
 
 
 def self_check(exercise_id: str, fn, reference=None):
     """Check ``fn`` against exercise ``exercise_id``; print the verdict; return the function
     the rest of the notebook should use. Never raises (except on Ctrl-C)."""
-    namespace = sys._getframe(1).f_globals  # the notebook's globals, as the grader sees them
     try:
-        verdict = _verdict(exercise_id, fn, namespace)
+        verdict = _verdict(exercise_id, fn)
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # a bug on our side must not stop the student's notebook

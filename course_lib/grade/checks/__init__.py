@@ -6,8 +6,9 @@ fails to import is recorded in :data:`IMPORT_ERRORS` rather than raised here, so
 broken module does not stop the self-checks of the other notebooks; the grader refuses
 to run while any module is broken (:func:`course_lib.grade.registry.course_exercises`).
 
-The grader's child processes set ``COURSE_GRADE_LAZY_CHECKS=1`` and import only the one
-module they need, which keeps each exercise's start-up short.
+Checks run in the judge (the grader's own process) and in ``self_check``; the worker
+that runs student code never imports them. ``COURSE_GRADE_LAZY_CHECKS=1`` skips the
+import-everything step (for tools that load one module themselves).
 """
 from __future__ import annotations
 

@@ -9,30 +9,32 @@ import math
 
 import torch
 
-from course_lib.grade.api import CheckFailed, expect, exercise
+from course_lib.grade.api import CheckFailed, exercise, expect, type_name
 from course_lib.monitor import monitor_from_logits as reference
 
 KEYS = ("acc_train", "acc_heldout", "acc_fake", "gap", "r_t")
 
 
-def _stats(fn, train, held, fake) -> dict:
+def _stats(student, train, held, fake) -> dict:
     args = [torch.tensor(v, dtype=torch.float32) for v in (train, held, fake)]
-    copies = [a.clone() for a in args]
-    out = fn(*args)
+    run = student.run(args)
+    out = run.value
     expect(out is not None, "overfitting_stats returned None: did you forget `return`?")
     expect(isinstance(out, dict), f"overfitting_stats must return a dict with keys {list(KEYS)}, "
-                                  f"got {type(out).__name__}")
+                                  f"got {type_name(out)}")
     missing = [k for k in KEYS if k not in out]
     expect(not missing, f"the returned dict lacks {missing} (it needs {list(KEYS)})")
-    expect(all(torch.equal(a, c) for a, c in zip(args, copies)),
+    expect(all(isinstance(a, torch.Tensor) and torch.equal(a, c) for a, c in zip(run.args, args)),
            "overfitting_stats changed the logits it was given (in place); compute new tensors")
     values = {}
     for key in KEYS:
-        try:
-            values[key] = float(out[key])
-        except (TypeError, ValueError, RuntimeError):
+        value = out[key]
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        if type(value) not in (int, float) or isinstance(value, bool):
             raise CheckFailed(f"out[{key!r}] must be one number (a float; use .item()), got "
-                              f"{type(out[key]).__name__}") from None
+                              f"{type_name(out[key])}")
+        values[key] = float(value)
     return values
 
 
@@ -69,8 +71,8 @@ def _hint(key: str, got: float, train, held, fake) -> str:
     return ""
 
 
-def _expect_case(fn, train, held, fake, want: dict, what: str):
-    got = _stats(fn, train, held, fake)
+def _expect_case(student, train, held, fake, want: dict, what: str):
+    got = _stats(student, train, held, fake)
     for key in KEYS:
         expect(math.isfinite(got[key]) and abs(got[key] - want[key]) < 1e-6,
                f"{what}: {key} must be {want[key]:g}, got {got[key]:.4g}"
@@ -78,28 +80,29 @@ def _expect_case(fn, train, held, fake, want: dict, what: str):
                f"[train logits {train}, held-out {held}, fakes {fake}]")
 
 
-@exercise("ex2.1", notebook="02_overfitting", function="overfitting_stats", points=2, timeout=30)
-def check_overfitting_stats(fn, ns):
+@exercise("ex2.1", notebook="02_overfitting", function="overfitting_stats", points=2, timeout=30,
+          reference="course_lib.monitor.monitor_from_logits")
+def check_overfitting_stats(student):
     # Hand-made logits, with exact zeros (undecided) in every set.
     train, held, fake = [2.0, -1.0, 0.0, 3.0], [-1.0, -2.0, 0.5, 0.0], [-3.0, 0.0, 1.0, -0.5, -2.0]
-    _expect_case(fn, train, held, fake,
+    _expect_case(student, train, held, fake,
                  {"acc_train": 0.5, "acc_heldout": 0.25, "acc_fake": 0.6, "gap": 0.25, "r_t": 0.25},
                  "hand-made logits")
 
     # A memorising D: sure about its training images, wrong about new ones.
     train, held, fake = [50.0, 100.0, 75.0], [-4.0, -2.0], [-9.0, -8.0, 7.0, -1.0]
-    _expect_case(fn, train, held, fake,
+    _expect_case(student, train, held, fake,
                  {"acc_train": 1.0, "acc_heldout": 0.0, "acc_fake": 0.75, "gap": 1.0, "r_t": 1.0},
                  "a memorising discriminator")
 
     # All undecided.
     zeros = [0.0, 0.0, 0.0]
-    _expect_case(fn, zeros, zeros, zeros,
+    _expect_case(student, zeros, zeros, zeros,
                  {"acc_train": 0.0, "acc_heldout": 0.0, "acc_fake": 0.0, "gap": 0.0, "r_t": 0.0},
                  "all logits exactly 0")
 
     # A D that calls every training image fake: r_t hits its lower end.
-    _expect_case(fn, [-0.5, -0.25, -300.0], [1.0], [2.0, 3.0],
+    _expect_case(student, [-0.5, -0.25, -300.0], [1.0], [2.0, 3.0],
                  {"acc_train": 0.0, "acc_heldout": 1.0, "acc_fake": 0.0, "gap": -1.0, "r_t": -1.0},
                  "a D that rejects every training image")
 
@@ -109,7 +112,7 @@ def check_overfitting_stats(fn, ns):
         train = (torch.randn(n_train, generator=gen) * 4 + 1).tolist()
         held = (torch.randn(n_held, generator=gen) * 4).tolist()
         fake = (torch.randn(n_fake, generator=gen) * 4 - 1).tolist()
-        got = _stats(fn, train, held, fake)
+        got = _stats(student, train, held, fake)
         want = reference(torch.tensor(train), torch.tensor(held), torch.tensor(fake))
         expect(-1 <= got["r_t"] <= 1, f"r_t must lie in [-1, 1], got {got['r_t']:.4g}"
                                       f"{_hint('r_t', got['r_t'], train, held, fake)}")

@@ -19,15 +19,19 @@ None of the checks needs the student's random draws to equal course_lib's: they 
 the output says about the draws (an integer shift, a hole, an offset, a factor) and the
 distribution of those over many images. All three ops must also pass gradients to x, be
 reproducible under a ``torch.Generator`` and work on the whole batch at once (a Python loop
-over the images earns half the points).
+over the images earns half the points). The generators are fixtures
+(``fixtures.generator(seed)``), built where the student's code runs; the op count that
+reveals a loop is the worker's own report, so it can only ever take points off.
 """
 from __future__ import annotations
 
 import torch
-from torch.overrides import TorchFunctionMode
 
 from course_lib import diffaugment as reference
-from course_lib.grade.api import exercise, expect
+from course_lib.grade import fixtures
+from course_lib.grade.api import exercise, expect, type_name
+from course_lib.grade.calling import Grad
+from course_lib.train import discriminator_loss, generator_loss
 
 NOTEBOOK = "03_diffaugment"
 
@@ -35,79 +39,75 @@ NOTEBOOK = "03_diffaugment"
 # --- shared helpers ----------------------------------------------------------------------
 
 def _gen(seed: int) -> torch.Generator:
+    """A generator for the judge's own random inputs."""
     return torch.Generator().manual_seed(seed)
 
 
-def _call(fn, name: str, x: torch.Tensor, **kwargs) -> torch.Tensor:
-    """Call ``fn`` on ``x``; the result must be a finite tensor of x's shape, and x untouched."""
-    before = x.detach().clone()
-    out = fn(x, **kwargs)
+def _images(n: int, shape, seed: int) -> torch.Tensor:
+    return torch.rand(n, *shape, generator=_gen(seed)) * 2 - 1
+
+
+def _call(student, name: str, x: torch.Tensor, **kwargs) -> torch.Tensor:
+    """Call the student's op on ``x``; the result must be a finite tensor of x's shape, and x
+    untouched."""
+    run = student.run([x], kwargs)
+    out = run.value
     expect(isinstance(out, torch.Tensor),
-           f"{name} must return a torch.Tensor, got {type(out).__name__} (did you forget `return`?)")
+           f"{name} must return a torch.Tensor, got {type_name(out)} (did you forget `return`?)")
     expect(tuple(out.shape) == tuple(x.shape),
            f"{name} must keep the shape {tuple(x.shape)} ([N, C, H, W]), got {tuple(out.shape)}")
     expect(out.dtype == x.dtype, f"{name} must keep the dtype {x.dtype}, got {out.dtype}")
-    expect(torch.equal(x.detach(), before),
+    expect(isinstance(run.args[0], torch.Tensor) and torch.equal(run.args[0].detach(), x.detach()),
            f"{name} changed its input in place (e.g. x[...] = 0, mul_, add_): the caller's images "
            f"were modified; build a new tensor instead")
     expect(bool(torch.isfinite(out).all()), f"{name} returned NaN or inf values")
     return out.detach()
 
 
-class _CountOps(TorchFunctionMode):
-    """Counts the torch operations run inside the ``with`` block."""
-
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        self.count += 1
-        return func(*args, **(kwargs or {}))
+def _ops(student, x: torch.Tensor, **kwargs) -> int | None:
+    """The number of torch operations one call ran (the worker's count, None if unknown)."""
+    ops = student.run([x], kwargs, count_ops=True).ops
+    return ops if isinstance(ops, int) else None
 
 
-def _ops(fn, x: torch.Tensor, **kwargs) -> int:
-    with _CountOps() as counter:
-        fn(x, **kwargs)
-    return counter.count
-
-
-def _vectorised(fn, name: str, shape=(3, 8, 8)):
+def _vectorised(student, name: str, shape=(3, 8, 8)):
     """None if the number of torch ops does not grow with the batch, else (0.5, why)."""
-    small = _ops(fn, torch.rand(2, *shape) * 2 - 1, generator=_gen(0))
-    large = _ops(fn, torch.rand(24, *shape) * 2 - 1, generator=_gen(0))
-    if large > small + 8:
+    small = _ops(student, _images(2, shape, 100), generator=fixtures.generator(0))
+    large = _ops(student, _images(24, shape, 101), generator=fixtures.generator(0))
+    if small is not None and large is not None and large > small + 8:
         return (0.5, f"{name} is correct but loops over the images in Python (it ran {small} torch "
                      f"operations for 2 images and {large} for 24): draw all the random numbers at "
                      f"once, shape [N, ...], and transform the whole batch with tensor operations")
     return None
 
 
-def _gradient_reaches_x(fn, name: str, x: torch.Tensor):
+def _gradient_reaches_x(student, name: str, x: torch.Tensor):
     x = x.clone().requires_grad_(True)
-    out = fn(x, generator=_gen(3))
+    run = student.run([x], {"generator": fixtures.generator(3)}, grads=[Grad(wrt=(0,))])
+    out = run.value
     expect(isinstance(out, torch.Tensor) and out.requires_grad,
            f"{name}'s output does not depend on x differentiably: DiffAugment must pass G's "
            f"gradient back through T (avoid torch.no_grad(), .detach(), .numpy(), .item() or "
            f"torch.tensor(...) on x)")
-    out.sum().backward()
-    expect(x.grad is not None and bool(torch.isfinite(x.grad).all()) and x.grad.abs().sum() > 0,
+    grad = (run.grads[0] or [None])[0]
+    expect(isinstance(grad, torch.Tensor) and grad.shape == x.shape and bool(torch.isfinite(grad).all())
+           and grad.abs().sum() > 0,
            f"{name}: no gradient reaches x through the output; G is trained through T, so every "
            f"step must be a differentiable tensor operation on x")
 
 
-def _reproducible(fn, name: str, x: torch.Tensor):
-    a = _call(fn, name, x, generator=_gen(11))
-    b = _call(fn, name, x, generator=_gen(11))
+def _reproducible(student, name: str, x: torch.Tensor):
+    a = _call(student, name, x, generator=fixtures.generator(11))
+    b = _call(student, name, x, generator=fixtures.generator(11))
     expect(torch.equal(a, b),
            f"{name}: two calls with torch.Generator().manual_seed(11) gave different results; take "
            f"every random number from `generator` (torch.rand(..., generator=generator), "
            f"torch.randint(..., generator=generator))")
-    c = _call(fn, name, x, generator=_gen(12))
+    c = _call(student, name, x, generator=fixtures.generator(12))
     expect(not torch.equal(a, c),
            f"{name}: generators with seeds 11 and 12 gave the same result; the draws must come "
            f"from `generator`")
-    _call(fn, name, x)  # and it works without one
+    _call(student, name, x)  # and it works without one
 
 
 def _distinct_images(n: int, c: int, h: int, w: int) -> torch.Tensor:
@@ -128,6 +128,16 @@ def _read_through(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.
     return x.reshape(n, c, h * w).gather(2, index).view(n, c, h, w)
 
 
+def _zero_filled(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
+    """The wrap-around shift with every pixel that came from outside the image set to 0:
+    the zero-filled translation the exercise asks for."""
+    n, _, h, w = x.shape
+    rows = torch.arange(h).view(1, h, 1) + dy.view(n, 1, 1)
+    cols = torch.arange(w).view(1, 1, w) + dx.view(n, 1, 1)
+    inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)            # [N, H, W]
+    return _read_through(x, dy, dx) * inside.unsqueeze(1).to(x.dtype)
+
+
 def _recover_shifts(x: torch.Tensor, out: torch.Tensor):
     """Per image, the shift (dy, dx) with out[n] == x[n] shifted (zero fill), read off the
     first non-zero output pixel (x's values are distinct and increasing), and whether the
@@ -142,15 +152,15 @@ def _recover_shifts(x: torch.Tensor, out: torch.Tensor):
     dy = (rest % (h * w)) // w - (first % (h * w)) // w
     dx = rest % w - first % w
     same = nonzero.any(1) & (image == torch.arange(n)) & (rest // (h * w) == first // (h * w))
-    matches = same & (reference._shift(x, dy, dx) == out).flatten(1).all(1)
+    matches = same & (_zero_filled(x, dy, dx) == out).flatten(1).all(1)
     wraps = same & (_read_through(x, dy, dx) == out).flatten(1).all(1)
     return dy, dx, matches, wraps
 
 
-def _translation_case(fn, shape, ratio, seed, n):
+def _translation_case(student, shape, ratio, seed, n):
     c, h, w = shape
     x = _distinct_images(n, c, h, w) / (n * c * h * w)  # in (0, 1]
-    out = _call(fn, "rand_translation", x, ratio=ratio, generator=_gen(seed))
+    out = _call(student, "rand_translation", x, ratio=ratio, generator=fixtures.generator(seed))
     max_dy, max_dx = int(h * ratio + 0.5), int(w * ratio + 0.5)
     where = f"at {h}x{w} with ratio={ratio}"
     pool = x.flatten()                                    # sorted: a fast membership test
@@ -176,9 +186,10 @@ def _translation_case(fn, shape, ratio, seed, n):
     return dys, dxs, max_dy, max_dx, where
 
 
-@exercise("ex3.1", notebook=NOTEBOOK, function="rand_translation", points=2, timeout=60)
-def check_rand_translation(fn, ns):
-    dys, dxs, max_dy, max_dx, where = _translation_case(fn, (3, 32, 32), 0.125, seed=0, n=400)
+@exercise("ex3.1", notebook=NOTEBOOK, function="rand_translation", points=2, timeout=60,
+          reference="course_lib.diffaugment.rand_translation")
+def check_rand_translation(student):
+    dys, dxs, max_dy, max_dx, where = _translation_case(student, (3, 32, 32), 0.125, seed=0, n=400)
     expect(len(set(zip(dys.tolist(), dxs.tolist()))) > 1,
            f"rand_translation: every image got the same shift ({dys[0].item()}, {dxs[0].item()}); "
            f"draw one shift per image (shape [N]), not one for the whole batch")
@@ -198,19 +209,19 @@ def check_rand_translation(fn, ns):
                f"got counts {counts.int().tolist()} over {len(values)} images")
 
     # Rows follow H, columns follow W; and ratio is used.
-    dys, dxs, max_dy, max_dx, where = _translation_case(fn, (3, 8, 16), 0.125, seed=1, n=200)
+    dys, dxs, max_dy, max_dx, where = _translation_case(student, (3, 8, 16), 0.125, seed=1, n=200)
     expect(dys.abs().max() == max_dy and dxs.abs().max() == max_dx,
            f"rand_translation {where}: the largest shifts must be {max_dy} rows (from H) and "
            f"{max_dx} columns (from W), got {dys.abs().max().item()} and {dxs.abs().max().item()}")
-    dys, dxs, max_dy, max_dx, where = _translation_case(fn, (1, 16, 16), 0.25, seed=2, n=200)
+    dys, dxs, max_dy, max_dx, where = _translation_case(student, (1, 16, 16), 0.25, seed=2, n=200)
     expect(max(dys.abs().max(), dxs.abs().max()) == max_dy,
            f"rand_translation {where}: shifts must reach int(16*0.25 + 0.5) = {max_dy}; "
            f"use the ratio argument")
 
-    x = torch.rand(16, 3, 12, 12) * 2 - 1
-    _gradient_reaches_x(fn, "rand_translation", x)
-    _reproducible(fn, "rand_translation", x)
-    return _vectorised(fn, "rand_translation")
+    x = _images(16, (3, 12, 12), 3)
+    _gradient_reaches_x(student, "rand_translation", x)
+    _reproducible(student, "rand_translation", x)
+    return _vectorised(student, "rand_translation")
 
 
 # --- ex3.2: rand_cutout ---------------------------------------------------------------------
@@ -254,11 +265,11 @@ def _hole_boxes(hole: torch.Tensor, where: str):
     return top, bottom, left, right
 
 
-def _cutout_case(fn, shape, ratio, seed, n):
+def _cutout_case(student, shape, ratio, seed, n):
     c, h, w = shape
     x = _distinct_images(n, c, h, w) / (n * c * h * w)
     where = f"at {h}x{w} with ratio={ratio}"
-    out = _call(fn, "rand_cutout", x, ratio=ratio, generator=_gen(seed))
+    out = _call(student, "rand_cutout", x, ratio=ratio, generator=fixtures.generator(seed))
     top, bottom, left, right = _hole_boxes(_holes(x, out, where), where)
     size_h, size_w = int(h * ratio + 0.5), int(w * ratio + 0.5)
     height, width = bottom - top + 1, right - left + 1
@@ -282,9 +293,10 @@ def _cutout_case(fn, shape, ratio, seed, n):
     return top, bottom, left, right, clipped, where
 
 
-@exercise("ex3.2", notebook=NOTEBOOK, function="rand_cutout", points=2, timeout=60)
-def check_rand_cutout(fn, ns):
-    top, bottom, left, right, clipped, where = _cutout_case(fn, (3, 32, 32), 0.5, seed=0, n=600)
+@exercise("ex3.2", notebook=NOTEBOOK, function="rand_cutout", points=2, timeout=60,
+          reference="course_lib.diffaugment.rand_cutout")
+def check_rand_cutout(student):
+    top, bottom, left, right, clipped, where = _cutout_case(student, (3, 32, 32), 0.5, seed=0, n=600)
     corners = {(t, l) for t, l in zip(top.tolist(), left.tolist())}
     expect(len(corners) > 1,
            f"rand_cutout {where}: the hole is in the same place in every image; draw its centre "
@@ -304,14 +316,14 @@ def check_rand_cutout(fn, ns):
                                 f"must be able to lie anywhere, edges included")
 
     # Non-square and odd sizes: H gives the rows, W the columns.
-    _cutout_case(fn, (3, 12, 20), 0.5, seed=1, n=300)
-    _cutout_case(fn, (1, 10, 10), 0.5, seed=2, n=300)    # a 5x5 (odd) hole
-    _cutout_case(fn, (1, 16, 16), 0.25, seed=3, n=300)   # ratio is used: 4x4
+    _cutout_case(student, (3, 12, 20), 0.5, seed=1, n=300)
+    _cutout_case(student, (1, 10, 10), 0.5, seed=2, n=300)    # a 5x5 (odd) hole
+    _cutout_case(student, (1, 16, 16), 0.25, seed=3, n=300)   # ratio is used: 4x4
 
-    x = torch.rand(16, 3, 12, 12) * 2 - 1
-    _gradient_reaches_x(fn, "rand_cutout", x)
-    _reproducible(fn, "rand_cutout", x)
-    return _vectorised(fn, "rand_cutout")
+    x = _images(16, (3, 12, 12), 4)
+    _gradient_reaches_x(student, "rand_cutout", x)
+    _reproducible(student, "rand_cutout", x)
+    return _vectorised(student, "rand_cutout")
 
 
 # --- ex3.3: rand_color ------------------------------------------------------------------------
@@ -375,13 +387,15 @@ def _spread(name: str, values: torch.Tensor, lo: float, hi: float, formula: str,
            f"rand_color: every image got the same {name} {what}; draw one per image, shape [N, 1, 1, 1]")
 
 
-@exercise("ex3.3", notebook=NOTEBOOK, function="rand_color", points=2, timeout=60)
-def check_rand_color(fn, ns):
+@exercise("ex3.3", notebook=NOTEBOOK, function="rand_color", points=2, timeout=60,
+          reference=("course_lib.diffaugment.rand_brightness", "course_lib.diffaugment.rand_saturation",
+                     "course_lib.diffaugment.rand_contrast"))
+def check_rand_color(student):
     n = 1500
     # 1. Flat images (every pixel and channel the same value v): saturation and contrast
     #    leave them unchanged, so only the brightness offset may move them.
     v = torch.linspace(-0.9, 0.9, n).view(n, 1, 1, 1).expand(n, 3, 4, 4).contiguous()
-    d = _call(fn, "rand_color", v, generator=_gen(0)) - v
+    d = _call(student, "rand_color", v, generator=fixtures.generator(0)) - v
     per_channel = d.flatten(2)
     if not bool((per_channel.amax(2) - per_channel.amin(2) < 1e-5).all()):
         expect(False, "rand_color: on images whose pixels all have the same value, saturation "
@@ -396,8 +410,8 @@ def check_rand_color(fn, ns):
     if bool((offset.abs() > 0.5 + 1e-4).any()):
         # Same draws (same seed) on two flat batches: the change must not depend on the value.
         up, down = torch.full((64, 3, 4, 4), 0.8), torch.full((64, 3, 4, 4), -0.8)
-        a, again = (_call(fn, "rand_color", up, generator=_gen(5)) for _ in range(2))
-        b = _call(fn, "rand_color", down, generator=_gen(5))
+        a, again = (_call(student, "rand_color", up, generator=fixtures.generator(5)) for _ in range(2))
+        b = _call(student, "rand_color", down, generator=fixtures.generator(5))
         expect(not torch.equal(a, again) or torch.allclose(a - up, b - down, atol=1e-5),
                "rand_color: with the same draws, a flat image at 0.8 and one at -0.8 changed by "
                "different amounts; saturation and contrast must leave flat images unchanged, "
@@ -407,7 +421,7 @@ def check_rand_color(fn, ns):
 
     # 2. Coloured images: recover each image's offset, contrast and saturation factors.
     x = _colour_images(n, seed=1)
-    out = _call(fn, "rand_color", x, generator=_gen(1))
+    out = _call(student, "rand_color", x, generator=fixtures.generator(1))
     b, c, s, grey_residual, colour_residual = _colour_parameters(x, out)
     expect(bool((grey_residual < 1e-3).all()),
            "rand_color: the grey level of each pixel (its mean over the 3 channels) must end up "
@@ -440,48 +454,16 @@ def check_rand_color(fn, ns):
                f"rand_color: the {name} draws average {mine.mean().item():.3g}, course_lib's "
                f"average {theirs.mean().item():.3g}")
 
-    _gradient_reaches_x(fn, "rand_color", torch.rand(8, 3, 6, 6) * 2 - 1)
-    _reproducible(fn, "rand_color", torch.rand(8, 3, 6, 6) * 2 - 1)
-    return _vectorised(fn, "rand_color")
+    _gradient_reaches_x(student, "rand_color", _images(8, (3, 6, 6), 5))
+    _reproducible(student, "rand_color", _images(8, (3, 6, 6), 6))
+    return _vectorised(student, "rand_color")
 
 
 # --- ex3.4: diffaugment_losses ----------------------------------------------------------------
-
-class _SpyT:
-    """A deterministic, differentiable stand-in for T that records what it was given."""
-
-    def __init__(self):
-        self.inputs = []   # (detached copy, requires_grad)
-
-    @staticmethod
-    def transform(x):
-        return 0.5 * x.flip(-1) + 0.25
-
-    def __call__(self, x):
-        self.inputs.append((x.detach().clone(), bool(x.requires_grad)))
-        return self.transform(x)
-
-
-class _RecordingD(torch.nn.Module):
-    """A tiny discriminator (logits [N]) that records its inputs."""
-
-    def __init__(self, size: int = 4):
-        super().__init__()
-        torch.manual_seed(5)
-        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
-        self.head = torch.nn.Linear(4 * size * size, 1)
-        self.inputs = []
-
-    def forward(self, x):
-        self.inputs.append(x.detach().clone())
-        return self.head(torch.nn.functional.leaky_relu(self.conv(x), 0.2).flatten(1)).flatten()
-
-
-def _tiny_generator(z_dim: int = 5, size: int = 4) -> torch.nn.Module:
-    torch.manual_seed(6)
-    return torch.nn.Sequential(torch.nn.Linear(z_dim, 3 * size * size),
-                               torch.nn.Unflatten(1, (3, size, size)), torch.nn.Tanh())
-
+# G: a tiny MLP generator z [N, 5] -> [N, 3, 4, 4]; D: a conv discriminator that reports its
+# inputs; T: a deterministic, differentiable spy, 0.5 * x.flip(-1) + 0.25, that reports its
+# inputs (fixtures). Where T and D were used is the worker's report and only shapes the
+# message; the values and G's gradients, compared with course_lib.train's, decide.
 
 def _rows_in(rows: torch.Tensor, pool: torch.Tensor) -> torch.Tensor:
     """For each row of ``rows`` [k, ...], whether it equals some row of ``pool`` [m, ...]."""
@@ -491,35 +473,54 @@ def _rows_in(rows: torch.Tensor, pool: torch.Tensor) -> torch.Tensor:
     return (diff < 1e-6).any(1)
 
 
-def _losses(fn, G, D, real, z, T, kind):
-    result = fn(G, D, real, z, T, kind=kind)
+def _losses(run):
+    result = run.value
     expect(isinstance(result, (tuple, list)) and len(result) == 2,
-           f"diffaugment_losses must return two losses, (loss_d, loss_g), got {type(result).__name__}")
+           f"diffaugment_losses must return two losses, (loss_d, loss_g), got {type_name(result)}")
     loss_d, loss_g = result
     for name, value in (("loss_d", loss_d), ("loss_g", loss_g)):
         expect(isinstance(value, torch.Tensor) and value.numel() == 1,
                f"diffaugment_losses: {name} must be a scalar tensor (so .backward() works), got "
-               f"{type(value).__name__}{tuple(value.shape) if isinstance(value, torch.Tensor) else ''}")
+               f"{type_name(value)}{tuple(value.shape) if isinstance(value, torch.Tensor) else ''}")
     return loss_d, loss_g
 
 
-@exercise("ex3.4", notebook=NOTEBOOK, function="diffaugment_losses", points=2, timeout=60)
-def check_diffaugment_losses(fn, ns):
-    from course_lib.train import discriminator_loss, generator_loss
+def _grads(run, i: int):
+    """The gradients of request ``i`` with respect to G's parameters: a list, or None when
+    that loss was not differentiable."""
+    found = run.grads[i] if i < len(run.grads) else None
+    return found[0] if isinstance(found, list) and found and isinstance(found[0], list) else None
 
+
+def _recorded(run, spec, key="inputs") -> list:
+    items = run.report(spec).get(key)
+    return items if isinstance(items, list) else []
+
+
+@exercise("ex3.4", notebook=NOTEBOOK, function="diffaugment_losses", points=2, timeout=60,
+          reference=("course_lib.train.discriminator_loss", "course_lib.train.generator_loss"))
+def check_diffaugment_losses(student):
     n, z_dim = 6, 5
-    G, D, T = _tiny_generator(z_dim), _RecordingD(), _SpyT()
+    G = fixtures.Spec("mlp_generator", seed=6, z_dim=z_dim, size=4)
+    D, T = fixtures.Spec("conv_discriminator", seed=5, size=4), fixtures.Spec("spy_transform")
     real = torch.rand(n, 3, 4, 4, generator=_gen(0)) * 2 - 1
     z = torch.randn(n, z_dim, generator=_gen(1))
-    fake = G(z).detach()
-    loss_d, loss_g = _losses(fn, G, D, real, z, T, "hinge")
+    judge_G = fixtures.build(G)
+    fake = judge_G(z).detach()
+    run = student.run([G, D, real, z, T], {"kind": "hinge"},
+                      grads=[Grad(of=(0,), wrt=(G,)), Grad(of=(1,), wrt=(G,))])
+    loss_d, loss_g = _losses(run)
+    t_inputs = [(x, bool(grad)) for x, grad in (item for item in _recorded(run, T)
+                                               if isinstance(item, tuple) and len(item) == 2)
+                if isinstance(x, torch.Tensor)]
+    d_inputs = [x for x in _recorded(run, D) if isinstance(x, torch.Tensor)]
 
     # Where did T go?
-    expect(not any(x.dim() != 4 or bool(_rows_in(x, z).any()) for x, _ in T.inputs),
+    expect(not any(x.dim() != 4 or bool(_rows_in(x, z).any()) for x, _ in t_inputs),
            "diffaugment_losses: T was applied to z, the generator's input; DiffAugment augments "
            "the images D looks at: D(T(real)) and D(T(G(z)))")
-    reals_seen = sum(int(_rows_in(x, real).sum()) for x, _ in T.inputs)
-    fake_calls = [(int(_rows_in(x, fake).sum()), grad) for x, grad in T.inputs]
+    reals_seen = sum(int(_rows_in(x, real).sum()) for x, _ in t_inputs)
+    fake_calls = [(int(_rows_in(x, fake).sum()), grad) for x, grad in t_inputs]
     fakes_d = sum(k for k, grad in fake_calls if k and not grad)
     fakes_g = sum(k for k, grad in fake_calls if k and grad)
     expect(reals_seen >= n, "diffaugment_losses: T must be applied to the real images in D's "
@@ -532,15 +533,15 @@ def check_diffaugment_losses(fn, ns):
            "diffaugment_losses: the G step must augment the fakes too, D(T(G(z))) with G's "
            "gradient flowing through T; augmenting only in the D step makes D and G optimise "
            "different objectives and training fails")
-    fake_aug = T.transform(fake)
-    judged = sum(int(_rows_in(x, fake_aug).sum()) for x in D.inputs)
+    fake_aug = fixtures.flip_transform(fake)
+    judged = sum(int(_rows_in(x, fake_aug).sum()) for x in d_inputs)
     expect(fakes_d >= n or judged >= 2 * n,
            "diffaugment_losses: the D step must augment the (detached) fakes as well as the "
            "reals: D(T(fake.detach()))")
 
     # Did D see only augmented images?
-    augmented = torch.cat([T.transform(real), fake_aug])
-    raw = [x for x in D.inputs if not bool(_rows_in(x, augmented).all())]
+    augmented = torch.cat([fixtures.flip_transform(real), fake_aug])
+    raw = [x for x in d_inputs if not bool(_rows_in(x, augmented).all())]
     if raw:
         what = ("un-augmented reals" if bool(_rows_in(raw[0], real).any()) else
                 "un-augmented fakes" if bool(_rows_in(raw[0], fake).any()) else
@@ -548,27 +549,29 @@ def check_diffaugment_losses(fn, ns):
         expect(False, f"diffaugment_losses: D saw {what}; every image D judges must go through "
                       f"T first (the augmented reals and fakes, in both steps)")
 
-    # Gradients: the D loss must not reach G; the G loss must, through T.
-    params = list(G.parameters())
-    grads_d = torch.autograd.grad(loss_d, params, allow_unused=True, retain_graph=True) \
-        if loss_d.requires_grad else [None] * len(params)
+    # Gradients (outputs too): the D loss must not reach G; the G loss must, through T.
+    grads_d = _grads(run, 0) or []
     expect(all(g is None or float(g.abs().max()) == 0 for g in grads_d),
            "diffaugment_losses: loss_d sends gradient into G; D's step must use the detached "
            "fakes, fake.detach(), so that training D does not move G")
     expect(loss_g.requires_grad, "diffaugment_losses: loss_g has no gradient; G must be trained "
                                  "through D(T(G(z))) (no .detach() or torch.no_grad() in G's step)")
-    grads_g = torch.autograd.grad(loss_g, params, allow_unused=True)
-    expect(all(g is not None for g in grads_g) and any(float(g.abs().max()) > 0 for g in grads_g),
+    grads_g = _grads(run, 1)
+    expect(grads_g is not None and all(g is not None for g in grads_g)
+           and any(float(g.abs().max()) > 0 for g in grads_g),
            "diffaugment_losses: no gradient from loss_g reaches G; compute it on D(T(G(z))) "
            "without detaching the fakes")
 
     # The values and G's gradient equal course_lib.train's, for two kinds of loss.
     for kind in ("hinge", "nonsaturating"):
-        D_ref = _RecordingD()
-        loss_d, loss_g = _losses(fn, G, D_ref, real, z, _SpyT.transform, kind)
-        want_d = discriminator_loss(D_ref, real, fake, "diffaugment", _SpyT.transform, kind)
-        fake_g = G(z)
-        want_g = generator_loss(D_ref, fake_g, "diffaugment", _SpyT.transform, kind)
+        D_ref = fixtures.Spec("conv_discriminator", seed=5, size=4)
+        run = student.run([G, D_ref, real, z, fixtures.Spec("spy_transform")], {"kind": kind},
+                          grads=[Grad(of=(1,), wrt=(G,))])
+        loss_d, loss_g = _losses(run)
+        judge_D = fixtures.build(D_ref)
+        fixtures.load_params(judge_G, run.report(G).get("params", []))
+        want_d = discriminator_loss(judge_D, real, judge_G(z).detach(), "diffaugment", fixtures.flip_transform, kind)
+        want_g = generator_loss(judge_D, judge_G(z), "diffaugment", fixtures.flip_transform, kind)
         expect(abs(loss_d.item() - want_d.item()) < 1e-5,
                f"diffaugment_losses(kind={kind!r}): loss_d = {loss_d.item():.6g}, but "
                f"course_lib.train.discriminator_loss(..., augment='diffaugment') gives "
@@ -577,18 +580,18 @@ def check_diffaugment_losses(fn, ns):
                f"diffaugment_losses(kind={kind!r}): loss_g = {loss_g.item():.6g}, but "
                f"course_lib.train.generator_loss(..., augment='diffaugment') gives "
                f"{want_g.item():.6g}; use losses.g_loss(D(T(fake)), kind)")
-        mine = torch.autograd.grad(loss_g, params, allow_unused=True)
-        want = torch.autograd.grad(want_g, params)
-        worst = max((m - w).abs().max().item() if m is not None else float("inf")
-                    for m, w in zip(mine, want))
-        expect(worst < 1e-5, f"diffaugment_losses(kind={kind!r}): G's gradient from loss_g "
-                             f"differs from course_lib's by {worst:.3g}")
+        mine = _grads(run, 0) or []
+        want = torch.autograd.grad(want_g, list(judge_G.parameters()))
+        worst = max(((m - w).abs().max().item() if isinstance(m, torch.Tensor) and m.shape == w.shape
+                     else float("inf") for m, w in zip(mine, want)), default=float("inf"))
+        expect(len(mine) == len(want) and worst < 1e-5,
+               f"diffaugment_losses(kind={kind!r}): G's gradient from loss_g differs from "
+               f"course_lib's by {worst:.3g}")
 
     # And with the real, random T on real-sized images, it runs and keeps the gradient to G.
-    G8 = torch.nn.Sequential(torch.nn.Linear(z_dim, 3 * 8 * 8), torch.nn.Unflatten(1, (3, 8, 8)),
-                             torch.nn.Tanh())
-    gen = _gen(9)
-    loss_d, loss_g = _losses(fn, G8, _RecordingD(8), torch.rand(n, 3, 8, 8) * 2 - 1, z,
-                             lambda x: reference.diff_augment(x, generator=gen), "hinge")
+    G8 = fixtures.Spec("mlp_generator", seed=7, z_dim=z_dim, size=8)
+    run = student.run([G8, fixtures.Spec("conv_discriminator", seed=5, size=8), _images(n, (3, 8, 8), 9), z,
+                       fixtures.Spec("diff_augment", seed=9)], {"kind": "hinge"})
+    loss_d, loss_g = _losses(run)
     expect(bool(torch.isfinite(loss_d) and torch.isfinite(loss_g)),
            "diffaugment_losses: with course_lib's diff_augment as T the losses are not finite")

@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from course_lib.grade.api import expect, exercise
+from course_lib.grade.api import exercise, expect, type_name
 from course_lib.latent import lerp
 from course_lib.latent import nearest_images as reference_nearest
 from course_lib.latent import slerp as reference_slerp
@@ -14,13 +14,15 @@ NOTEBOOK = "04_few_shot_faces"
 
 # --- ex4.1 slerp -------------------------------------------------------------------------------
 
-def _slerp(fn, z0, z1, t, what):
-    """Call the student's slerp on copies; check it returns a finite tensor of the right shape."""
-    a, b = z0.clone(), z1.clone()
-    out = fn(a, b, t)
+def _slerp(student, z0, z1, t, what):
+    """Call the student's slerp; check it returns a finite tensor and left its inputs alone."""
+    run = student.run([z0, z1, t])
+    out = run.value
     expect(isinstance(out, torch.Tensor),
-           f"slerp must return a torch.Tensor, got {type(out).__name__} (did you forget `return`?)")
-    expect(torch.equal(a, z0) and torch.equal(b, z1),
+           f"slerp must return a torch.Tensor, got {type_name(out)} (did you forget `return`?)")
+    a, b = run.args[0], run.args[1]
+    expect(isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and torch.equal(a, z0)
+           and torch.equal(b, z1),
            "slerp changed z0 or z1 in place (e.g. with /= or div_): compute new tensors instead")
     expect(out.dtype.is_floating_point, f"slerp must return floats, got {out.dtype}")
     expect(torch.isfinite(out).all(),
@@ -34,12 +36,13 @@ def _close(out, want, tol=1e-4):
     return out.shape == want.shape and (out - want).abs().max().item() <= tol * (1 + want.abs().max().item())
 
 
-@exercise("ex4.1", notebook=NOTEBOOK, function="slerp", points=2, timeout=60)
-def check_slerp(fn, ns):
+@exercise("ex4.1", notebook=NOTEBOOK, function="slerp", points=2, timeout=60,
+          reference="course_lib.latent.slerp")
+def check_slerp(student):
     # Endpoints, with vectors of different lengths: t = 0 gives z0, t = 1 gives z1.
     z0, z1 = torch.tensor([3.0, 0.0, 4.0]), torch.tensor([0.0, -2.0, 1.0])
     for t, want, name in ((0.0, z0, "z0"), (1.0, z1, "z1")):
-        out = _slerp(fn, z0, z1, t, f"slerp(z0, z1, {t:g})")
+        out = _slerp(student, z0, z1, t, f"slerp(z0, z1, {t:g})")
         expect(out.shape == (3,), f"slerp of two [3] vectors must have shape (3,), got {tuple(out.shape)}")
         scale = (out @ want.double() / (want.double() @ want.double())).item()
         hint = ""
@@ -54,7 +57,7 @@ def check_slerp(fn, ns):
     # Unit vectors at 90 degrees: the weights are cos(t pi/2) and sin(t pi/2).
     e1, e2 = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
     for t in (1 / 3, 0.5, 0.8):
-        out = _slerp(fn, e1, e2, t, "unit vectors at 90 degrees")
+        out = _slerp(student, e1, e2, t, "unit vectors at 90 degrees")
         want = torch.tensor([math.cos(t * math.pi / 2), math.sin(t * math.pi / 2)], dtype=torch.float64)
         hint = ""
         if _close(out, torch.tensor([1 - t, t], dtype=torch.float64)):
@@ -69,7 +72,7 @@ def check_slerp(fn, ns):
         a = math.radians(degrees)
         u, v = torch.tensor([1.0, 0.0]), torch.tensor([math.cos(a), math.sin(a)])
         for t in (0.25, 0.5):
-            out = _slerp(fn, u, v, t, f"unit vectors at {degrees} degrees")
+            out = _slerp(student, u, v, t, f"unit vectors at {degrees} degrees")
             want = torch.tensor([math.cos(t * a), math.sin(t * a)], dtype=torch.float64)
             norm = out.norm().item()
             hint = ""
@@ -88,7 +91,7 @@ def check_slerp(fn, ns):
              (z, z.clone(), "identical vectors"), (z, 2 * z, "z1 = 2 * z0 (parallel)"),
              (z, z + 1e-7 * torch.tensor([1.0, -1.0, 0.5, 0.0]), "nearly parallel vectors"))
     for a, b, what in cases:
-        out = _slerp(fn, a, b, 0.3, what)
+        out = _slerp(student, a, b, 0.3, what)
         want = lerp(a.double(), b.double(), 0.3)
         expect(_close(out, want, 1e-4),
                f"{what}: with t = 0.3 expected (about) the straight line {[round(x, 4) for x in want.tolist()]}, "
@@ -97,14 +100,14 @@ def check_slerp(fn, ns):
     # Batches: z [N, D] with one t for all rows, and with one t per row ([N]).
     g = torch.Generator().manual_seed(4)
     z0, z1 = torch.randn(4, 8, generator=g), torch.randn(4, 8, generator=g)
-    out = _slerp(fn, z0, z1, 0.3, "a batch [4, 8] with t = 0.3")
+    out = _slerp(student, z0, z1, 0.3, "a batch [4, 8] with t = 0.3")
     expect(out.shape == (4, 8), f"a batch z0, z1 of shape (4, 8) must give shape (4, 8), got {tuple(out.shape)}")
     rows = torch.stack([reference_slerp(z0[i], z1[i], 0.3) for i in range(4)]).double()
     expect(_close(out, rows),
            "on a batch [4, 8] each row must be slerped on its own (the angle per row: take norms "
            "and dot products over the last dimension, dim=-1, with keepdim where needed)")
     t = torch.tensor([0.0, 0.25, 0.5, 1.0])
-    out = _slerp(fn, z0, z1, t, "a batch [4, 8] with t of shape [4]")
+    out = _slerp(student, z0, z1, t, "a batch [4, 8] with t of shape [4]")
     want = reference_slerp(z0, z1, t).double()
     expect(out.shape == (4, 8), f"z0, z1 (4, 8) with t (4,) must give shape (4, 8), got {tuple(out.shape)}")
     expect(_close(out, want),
@@ -114,7 +117,7 @@ def check_slerp(fn, ns):
     # The reference on random latents of the size a generator uses.
     z0, z1 = torch.randn(6, 128, generator=g), torch.randn(6, 128, generator=g)
     t = torch.rand(6, generator=g)
-    out = _slerp(fn, z0, z1, t, "random latents [6, 128]")
+    out = _slerp(student, z0, z1, t, "random latents [6, 128]")
     worst = (out - reference_slerp(z0, z1, t).double()).abs().max().item()
     expect(worst < 1e-4, f"on random latents [6, 128] the result differs from "
                          f"course_lib.latent.slerp by up to {worst:.3g}")
@@ -122,16 +125,18 @@ def check_slerp(fn, ns):
 
 # --- ex4.2 nearest training images -----------------------------------------------------------------
 
-def _nearest(fn, queries, train, k, what):
-    q, tr = queries.clone(), train.clone()
-    out = fn(q, tr, k)
+def _nearest(student, queries, train, k, what):
+    run = student.run([queries, train, k])
+    out = run.value
     expect(isinstance(out, (tuple, list)) and len(out) == 2,
            f"nearest_training_images must return a pair (indices, distances), got "
-           f"{type(out).__name__}")
+           f"{type_name(out)}")
     idx, dist = out
     expect(isinstance(idx, torch.Tensor) and isinstance(dist, torch.Tensor),
-           f"indices and distances must be tensors, got {type(idx).__name__} and {type(dist).__name__}")
-    expect(torch.equal(q, queries) and torch.equal(tr, train),
+           f"indices and distances must be tensors, got {type_name(idx)} and {type_name(dist)}")
+    q, tr = run.args[0], run.args[1]
+    expect(isinstance(q, torch.Tensor) and isinstance(tr, torch.Tensor) and torch.equal(q, queries)
+           and torch.equal(tr, train),
            "nearest_training_images changed its inputs in place: compute new tensors instead")
     shape = (len(queries), k)
     expect(tuple(idx.shape) == shape and tuple(dist.shape) == shape,
@@ -176,13 +181,14 @@ def _explain(idx, dist, d_true, k):
     return None
 
 
-@exercise("ex4.2", notebook=NOTEBOOK, function="nearest_training_images", points=2, timeout=60)
-def check_nearest_training_images(fn, ns):
+@exercise("ex4.2", notebook=NOTEBOOK, function="nearest_training_images", points=2, timeout=60,
+          reference="course_lib.latent.nearest_images")
+def check_nearest_training_images(student):
     # Exact small case: four flat 1x2x2 "images" (value c everywhere) and a flat query at
     # 0.4: the distance is |0.4 - c| * sqrt(4 pixels) = 2 |0.4 - c|.
     train = torch.tensor([0.0, 0.5, -0.5, 1.0]).reshape(4, 1, 1, 1).expand(4, 1, 2, 2).contiguous()
     query = torch.full((1, 1, 2, 2), 0.4)
-    idx, dist = _nearest(fn, query, train, 2, "four flat images")
+    idx, dist = _nearest(student, query, train, 2, "four flat images")
     expect(idx[0].tolist() == [1, 0],
            f"training images are flat at 0, 0.5, -0.5, 1 and the query flat at 0.4: the nearest "
            f"two are #1 (0.5) then #0 (0), got {idx[0].tolist()}"
@@ -207,7 +213,7 @@ def check_nearest_training_images(fn, ns):
     pattern = torch.tensor([[0.1, 0.2], [0.2, 0.1]])
     a = pattern.reshape(1, 1, 2, 2)
     train = torch.cat([4 * a, torch.tensor([[0.2, 0.05], [0.05, 0.25]]).reshape(1, 1, 2, 2)])
-    idx, dist = _nearest(fn, a, train, 1, "same direction vs. nearby")
+    idx, dist = _nearest(student, a, train, 1, "same direction vs. nearby")
     expect(idx[0, 0].item() == 1,
            "the query q = p, training image #0 = 4p (same direction, far away), #1 a different "
            f"pattern close to q: the nearest in Euclidean distance is #1, got #{idx[0, 0].item()} "
@@ -220,7 +226,7 @@ def check_nearest_training_images(fn, ns):
     queries = torch.rand(3, 3, 4, 4, generator=g) * 2 - 1
     queries[2] = train[1] + 0.01
     for k in (6, 2):
-        idx, dist = _nearest(fn, queries, train, k, f"3 queries, k = {k}")
+        idx, dist = _nearest(student, queries, train, k, f"3 queries, k = {k}")
         problem = _explain(idx, dist, _true_distances(queries, train), k)
         expect(problem is None, f"3 queries, 6 training images (#1 and #4 identical), k = {k}: {problem}")
         expect(bool((dist[:, 1:] >= dist[:, :-1] - 1e-9).all()),
@@ -229,7 +235,7 @@ def check_nearest_training_images(fn, ns):
     # The reference on random images.
     queries = torch.rand(5, 3, 8, 8, generator=g) * 2 - 1
     train = torch.rand(20, 3, 8, 8, generator=g) * 2 - 1
-    idx, dist = _nearest(fn, queries, train, 4, "5 random queries, 20 training images")
+    idx, dist = _nearest(student, queries, train, 4, "5 random queries, 20 training images")
     want_idx, want_dist = reference_nearest(queries, train, k=4, space="pixel")
     problem = _explain(idx, dist, _true_distances(queries, train), 4)
     expect(problem is None, f"5 random queries, 20 training images, k = 4: {problem}")
