@@ -176,13 +176,18 @@ def test_config_strings_read_as_the_papers():
         config_from_str("16-16-32")
 
 
-def test_config_macs_match_the_exported_models():
-    net = SuperMobileResnetGenerator(ngf=8, n_blocks=3)
-    macs = config_macs(net, (1, 3, 32, 32))
+@pytest.mark.parametrize("size", [(1, 3, 32, 32), (2, 3, 64, 48)])
+def test_config_macs_match_the_exported_models(size):
+    net = SuperMobileResnetGenerator(ngf=8, n_blocks=4)
+    seen = []
+    net.model[1].register_forward_hook(lambda *args: seen.append(1))
+    macs = config_macs(net, size)
     for config in [net.largest, net.smallest, (8, 2, 6, 4, 8, 2, 4, 6)]:
-        assert macs(config) == count_macs(export_subnet(net, config), (1, 3, 32, 32))
+        assert macs(config) == count_macs(export_subnet(net, config), size)
     assert macs(net.largest) > macs((8, 2, 6, 4, 8, 2, 4, 6)) > macs(net.smallest)
-    assert next(net.parameters()).device.type == "cpu"     # the supernet itself is untouched
+    assert not seen                                   # the supernet's own hooks never fired
+    with pytest.raises(ValueError, match="multiples of 4"):
+        config_macs(net, (1, 3, 30, 30))
 
 
 def test_paper_config_and_small_teacher_budgets():

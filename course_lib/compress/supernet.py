@@ -35,7 +35,6 @@ physically have those widths; it computes exactly what the supernet computes at 
 """
 from __future__ import annotations
 
-import copy
 import random
 from collections.abc import Callable, Sequence
 
@@ -164,6 +163,8 @@ class SuperMobileResnetGenerator(nn.Module):
         choices = default_choices(ngf) if choices is None else tuple(sorted(set(choices), reverse=True))
         if not choices or not all(isinstance(c, int) and 1 <= c <= ngf for c in choices):
             raise ValueError(f"choices must be ints between 1 and ngf={ngf}, got {choices!r}")
+        self.input_nc = input_nc
+        self.output_nc = output_nc
         self.ngf = ngf
         self.n_blocks = n_blocks
         self.choices = choices
@@ -268,10 +269,8 @@ def export_subnet(supernet: SuperMobileResnetGenerator, config: Sequence[int]) -
     not changed.
     """
     config = supernet.check_config(config)
-    first = supernet.model[1]
-    last = supernet.model[len(supernet.model) - 2]
     with torch.device("meta"):
-        student = MobileResnetGenerator(input_nc=first.in_channels, output_nc=last.out_channels,
+        student = MobileResnetGenerator(input_nc=supernet.input_nc, output_nc=supernet.output_nc,
                                         widths=config, n_blocks=supernet.n_blocks)
     shared = supernet.state_dict()
     state = {}
@@ -298,19 +297,35 @@ def config_from_str(text: str) -> Config:
 
 def config_macs(supernet: SuperMobileResnetGenerator, input_size=(1, 3, 256, 256)
                 ) -> Callable[[Sequence[int]], int]:
-    """A function ``config -> MACs`` of the supernet's subnets on ``input_size``.
+    """A function ``config -> MACs`` of the supernet's subnets on ``input_size`` ``(N, C, H, W)``.
 
-    Counted by ``count_macs`` on a weightless (``meta``) copy of the supernet, so no
-    arithmetic is done, and remembered per config: a search asks for the same config often.
+    A search asks for thousands of configs, so each is counted cheaply and remembered:
+    every layer of this fully convolutional generator outputs a fixed fraction (1, 1/2 or
+    1/4 per side) of the input's H and W when they are multiples of 4, so its MACs are
+    proportional to N*H*W. They are counted by ``count_macs`` on an 8x8 image (a
+    millisecond) and scaled; the proportionality is checked against 16x16 first. The
+    count runs on a fresh, untrained twin of the supernet (MACs do not depend on weights),
+    so hooks on the supernet (a ``Distiller``'s) never see these probe passes.
     """
-    ghost = copy.deepcopy(supernet).to("meta")
+    n, _, h, w = input_size
+    if h % 4 or w % 4:
+        raise ValueError(f"input H and W must be multiples of 4 (two stride-2 downsamplings), "
+                         f"got {input_size}")
+    twin = SuperMobileResnetGenerator(supernet.input_nc, supernet.output_nc, supernet.ngf,
+                                      supernet.n_blocks, list(supernet.choices))
+    probe = (1, supernet.input_nc, 8, 8)
+
+    def count(config: Config, size=probe) -> int:
+        return count_macs(twin.with_config(config), size)
+
+    larger = count(twin.largest, (1, supernet.input_nc, 16, 16))
+    assert larger == 4 * count(twin.largest), "MACs are not proportional to the image area"
     cache: dict[Config, int] = {}
 
     def macs(config: Sequence[int]) -> int:
-        key = ghost.check_config(config)
+        key = twin.check_config(config)
         if key not in cache:
-            cache[key] = count_macs(ghost.with_config(key), input_size)
+            cache[key] = count(key) * n * h * w // 64
         return cache[key]
 
     return macs
-
