@@ -7,7 +7,7 @@ import torch
 
 from course_lib.compress.search import (Candidate, crossover, evolutionary_search,
                                         exhaustive_search, holdout_split, mutate, pareto_front,
-                                        random_search)
+                                        random_search, shrink_to_budget)
 
 # A synthetic CycleGAN-like problem: 8 positions, 5 widths each, a MACs model that grows
 # with the product of neighbouring widths, and a "quality" that rewards width with
@@ -96,6 +96,18 @@ def test_the_budget_binds():
         evolutionary_search(SPACE, synthetic_score, synthetic_macs, synthetic_macs((16,) * 8) - 1)
     with pytest.raises(ValueError, match="no config fits the budget"):
         random_search(SPACE, synthetic_score, synthetic_macs, 0)
+
+
+def test_a_tight_budget_few_configs_meet_is_searched_quickly():
+    import random
+    budget = synthetic_macs((16,) * 7 + (24,))        # only a handful of the 390,625 configs fit
+    macs = Counting(synthetic_macs)
+    result = evolutionary_search(SPACE, synthetic_score, macs, budget, generations=3, seed=0)
+    assert result.best.macs <= budget and all(c.macs <= budget for c in result.evaluated)
+    assert len(macs.calls) < 20_000                   # pure rejection would need millions
+    shrunk = shrink_to_budget((64,) * 8, SPACE, synthetic_macs, budget, random.Random(0))
+    assert synthetic_macs(shrunk) <= budget and all(w in s for w, s in zip(shrunk, SPACE))
+    assert shrink_to_budget((16,) * 8, SPACE, synthetic_macs, budget, random.Random(0)) == (16,) * 8
 
 
 def test_mutation_and_crossover():

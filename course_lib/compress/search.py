@@ -21,6 +21,10 @@ over the held-out images.
   ``crossovers`` children (each position taken from one of two parents), all within the
   budget. GAN Compression's settings: population 100, 25 parents, 50 + 50 children.
 
+A random config or child over budget is drawn again, up to 20 times (GAN Compression
+redraws until one fits); after that it is shrunk to fit (:func:`shrink_to_budget`), so a
+tight budget that few configs meet does not take thousands of draws.
+
 Each returns a :class:`SearchResult`: the best config within budget and the Pareto front
 (MACs vs score) of everything it evaluated.
 """
@@ -121,14 +125,31 @@ def _check_budget(space, evaluator: _Evaluator, budget: float) -> None:
                          f"{cheapest}, costs {evaluator.macs(cheapest):,}. Raise the budget.")
 
 
-def _draw_within_budget(draw: Callable[[], Config], evaluator: _Evaluator, budget: float,
-                        what: str, tries: int = 10_000) -> Config:
+def shrink_to_budget(config: Config, space: Space, macs: Callable[[Config], int], budget: float,
+                     rng: random.Random) -> Config:
+    """``config`` made to fit ``budget``: while it costs too much, a random position that is
+    not yet at its smallest width steps down to the next smaller width of ``space``.
+    Ends within budget whenever the smallest config fits (each step lowers the MACs)."""
+    config = list(config)
+    while macs(tuple(config)) > budget:
+        wider = [i for i, w in enumerate(config) if w > min(space[i])]
+        if not wider:
+            break
+        i = rng.choice(wider)
+        config[i] = max(w for w in space[i] if w < config[i])
+    return tuple(config)
+
+
+def _draw_within_budget(draw: Callable[[], Config], space, evaluator: _Evaluator, budget: float,
+                        rng: random.Random, tries: int = 20) -> Config:
+    """A config from ``draw()`` within budget: up to ``tries`` draws (rejection, as GAN
+    Compression does), then the last draw is shrunk to fit. A tight budget that few configs
+    meet would otherwise take thousands of draws, each needing a MACs count."""
     for _ in range(tries):
         config = draw()
         if evaluator.macs(config) <= budget:
             return config
-    raise RuntimeError(f"no {what} within the budget of {budget:,.0f} MACs after {tries} tries; "
-                       "the budget leaves almost no configs: raise it")
+    return shrink_to_budget(config, space, evaluator.macs, budget, rng)
 
 
 def exhaustive_search(space: Space, evaluate: Callable[[Config], float],
@@ -155,8 +176,9 @@ def exhaustive_search(space: Space, evaluate: Callable[[Config], float],
 
 def random_search(space: Space, evaluate: Callable[[Config], float], macs: Callable[[Config], int],
                   budget: float, n: int = 100, seed: int = 0) -> SearchResult:
-    """Evaluate ``n`` configs drawn uniformly from those within ``budget`` (rejection
-    sampling; repeats are evaluated once, so fewer than ``n`` distinct configs may result)."""
+    """Evaluate ``n`` random configs within ``budget`` (uniform draws, redrawn when over
+    budget, see the module docstring; repeats are evaluated once, so fewer than ``n``
+    distinct configs may result)."""
     space = _check_space(space)
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
@@ -165,8 +187,8 @@ def random_search(space: Space, evaluate: Callable[[Config], float], macs: Calla
     _check_budget(space, evaluator, budget)
     history = []
     for _ in range(n):
-        config = _draw_within_budget(lambda: tuple(rng.choice(w) for w in space), evaluator, budget,
-                                     "random config")
+        config = _draw_within_budget(lambda: tuple(rng.choice(w) for w in space), space, evaluator,
+                                     budget, rng)
         evaluator(config)
         history.append(min(c.score for c in evaluator.scored.values()))
     return evaluator.result(budget, history)
@@ -193,7 +215,7 @@ def evolutionary_search(space: Space, evaluate: Callable[[Config], float],
     Start from ``population`` random configs within budget. Each generation keeps the
     ``parents`` best-scoring configs of the population and adds ``mutations`` children of
     random parents (:func:`mutate`) and ``crossovers`` children of random parent pairs
-    (:func:`crossover`); a child over budget is drawn again. Every config evaluated is in
+    (:func:`crossover`); a child over budget is drawn again or shrunk. Every config evaluated is in
     the result, so ``history`` (the best score after each generation) can only fall.
     """
     space = _check_space(space)
@@ -206,8 +228,8 @@ def evolutionary_search(space: Space, evaluate: Callable[[Config], float],
     rng = random.Random(seed)
     evaluator = _Evaluator(evaluate, macs)
     _check_budget(space, evaluator, budget)
-    pool = [_draw_within_budget(lambda: tuple(rng.choice(w) for w in space), evaluator, budget,
-                                "random config") for _ in range(population)]
+    pool = [_draw_within_budget(lambda: tuple(rng.choice(w) for w in space), space, evaluator,
+                                budget, rng) for _ in range(population)]
     history = []
     for _ in range(generations):
         ranked = sorted({evaluator(c) for c in pool}, key=lambda c: (c.score, c.macs))
@@ -215,11 +237,11 @@ def evolutionary_search(space: Space, evaluate: Callable[[Config], float],
         history.append(ranked[0].score)
         children = [
             _draw_within_budget(lambda: mutate(rng.choice(elite), space, rng, mutate_prob),
-                                evaluator, budget, "mutated child")
+                                space, evaluator, budget, rng)
             for _ in range(mutations)]
         children += [
             _draw_within_budget(lambda: crossover(rng.choice(elite), rng.choice(elite), rng),
-                                evaluator, budget, "crossover child")
+                                space, evaluator, budget, rng)
             for _ in range(crossovers)]
         pool = elite + children
     for config in pool:           # the last generation's children are scored too
