@@ -15,6 +15,7 @@ from course_lib.compress.supernet import (SuperConv2d, SuperConvTranspose2d, Sup
                                           sample_configs)
 from course_lib.models import MobileResnetGenerator, ResnetGenerator
 from course_lib.models.mobile_resnet import layer_channels
+from course_lib.models.norm import with_fast_instance_norms
 
 SIZE = (1, 3, 256, 256)
 
@@ -92,7 +93,11 @@ def test_exported_subnet_computes_what_the_supernet_computes(config):
     x = torch.rand(2, 3, 24, 24) * 2 - 1
     student = export_subnet(net, config).eval()
     assert isinstance(student, MobileResnetGenerator) and student.widths == config
-    torch.testing.assert_close(student(x), net(x, config), rtol=1e-6, atol=1e-6)
+    expected = net(x, config)
+    # the same arithmetic (the supernet's norms are FastInstanceNorm2d) gives the same numbers
+    torch.testing.assert_close(with_fast_instance_norms(student)(x), expected, rtol=0, atol=1e-6)
+    # torch's InstanceNorm kernel, in the plain model, differs by rounding only
+    torch.testing.assert_close(student(x), expected, rtol=0, atol=1e-5)
     # Physically thinner: exactly the parameters of a fresh model of those widths.
     assert count_params(student) == count_params(MobileResnetGenerator(widths=config))
     assert student.model[7].weight.shape[0] == layer_channels(config)[2]
@@ -108,7 +113,7 @@ def test_export_rebuilds_from_json_kwargs_and_state_dict():
     rebuilt = MobileResnetGenerator(**spec["kwargs"])
     rebuilt.load_state_dict(student.state_dict(), strict=True)
     x = torch.rand(1, 3, 16, 16)
-    torch.testing.assert_close(rebuilt.eval()(x), net.eval()(x, config), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(rebuilt.eval()(x), net.eval()(x, config), rtol=0, atol=1e-5)
     # The supernet itself rebuilds from JSON kwargs too.
     again = SuperMobileResnetGenerator(**json.loads(json.dumps({"ngf": 8, "n_blocks": 4})))
     again.load_state_dict(net.state_dict(), strict=True)

@@ -1,7 +1,7 @@
 """A weight-shared "once-for-all" supernet of mobile-ResNet generators (GAN Compression).
 
 One set of weights holds every subnet: a subnet with k channels in a layer uses the first
-k filters of that layer. Five small layers do the slicing; each subclasses the torch layer
+k filters of that layer. Four small layers do the slicing; each subclasses the torch layer
 it slices and is called as a module, so forward hooks (distillation features, and
 ``count_macs``) see the width it actually ran at:
 
@@ -12,11 +12,11 @@ layer                        weight                                 a subnet use
 ``SuperConvTranspose2d``     ``[in, out, kh, kw]`` (transposed!)    ``weight[:in, :out]``
 ``SuperDepthwiseConv2d``     ``[channels, 1, kh, kw]``              ``weight[:c]``, c groups
 ``SuperSeparableConv2d``     depthwise, InstanceNorm, pointwise     both of the above
-``SuperInstanceNorm2d``      none (affine-free)                     any width
 ===========================  =====================================  ===================
 
 The input width of each layer is whatever arrives (``x.shape[1]``); the output width is
-an argument of ``forward`` (``None``: all the channels the layer was built with).
+an argument of ``forward`` (``None``: all the channels the layer was built with). The
+norms have no parameters to slice (``FastInstanceNorm2d`` runs at any width).
 
 The supernet's config is GAN Compression's 8 widths, in ngf units (see
 ``course_lib.models.mobile_resnet``): stem, down1, down2 (= the residual trunk), the inner
@@ -31,7 +31,9 @@ supernet (for a small in-course teacher) chooses from {16, 12, 8, 6, 4}.
     student = export_subnet(supernet, (8, 8, 8, 4, 8, 8, 4, 4))      # a plain, thin model
 
 ``export_subnet`` copies the first-k slices into a ``MobileResnetGenerator`` whose layers
-physically have those widths; it computes exactly what the supernet computes at that config.
+physically have those widths; it computes what the supernet computes at that config (to
+float rounding: its norms are torch's ``InstanceNorm2d``, the supernet's the same math by
+another kernel, ``course_lib.models.norm``).
 """
 from __future__ import annotations
 
@@ -45,6 +47,7 @@ from torch import nn
 from course_lib.compress.profile import count_macs
 from course_lib.models.mobile_resnet import (N_WIDTHS, MobileResnetGenerator, block_groups,
                                              check_widths, layer_channels)
+from course_lib.models.norm import FastInstanceNorm2d
 
 CYCLEGAN_CHOICES = (64, 48, 32, 24, 16)  # per-layer width choices of GAN Compression's CycleGAN
 SAMPLING = ("random", "sandwich")
@@ -86,17 +89,6 @@ class SuperDepthwiseConv2d(nn.Conv2d):
         return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, groups=c)
 
 
-class SuperInstanceNorm2d(nn.InstanceNorm2d):
-    """InstanceNorm without affine parameters, at whatever width arrives (nothing to slice)."""
-
-    def __init__(self, channels: int):
-        super().__init__(channels, affine=False, track_running_stats=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # torch's InstanceNorm2d warns when x is narrower than num_features; here that is the point.
-        return F.instance_norm(x, eps=self.eps)
-
-
 class SuperSeparableConv2d(nn.Sequential):
     """depthwise kxk, InstanceNorm, pointwise 1x1 to ``out_channels``; the layout of
     ``course_lib.models.mobile_resnet.SeparableConv2d``, so state-dict keys match."""
@@ -104,7 +96,7 @@ class SuperSeparableConv2d(nn.Sequential):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3):
         super().__init__(
             SuperDepthwiseConv2d(in_channels, kernel_size),
-            SuperInstanceNorm2d(in_channels),
+            FastInstanceNorm2d(in_channels),
             SuperConv2d(in_channels, out_channels, 1, bias=False),
         )
 
@@ -123,9 +115,9 @@ class SuperMobileResnetBlock(nn.Module):
     def __init__(self, dim: int):
         super().__init__()
         self.conv_block = nn.Sequential(
-            nn.ReflectionPad2d(1), SuperSeparableConv2d(dim, dim), SuperInstanceNorm2d(dim),  # 0-2
+            nn.ReflectionPad2d(1), SuperSeparableConv2d(dim, dim), FastInstanceNorm2d(dim),  # 0-2
             nn.ReLU(True),                                                                    # 3
-            nn.ReflectionPad2d(1), SuperSeparableConv2d(dim, dim), SuperInstanceNorm2d(dim),  # 4-6
+            nn.ReflectionPad2d(1), SuperSeparableConv2d(dim, dim), FastInstanceNorm2d(dim),  # 4-6
         )
 
     def forward(self, x: torch.Tensor, inner: int | None = None) -> torch.Tensor:
@@ -170,7 +162,7 @@ class SuperMobileResnetGenerator(nn.Module):
         self.choices = choices
         self.space: tuple[tuple[int, ...], ...] = (choices,) * N_WIDTHS
         stem, down1, trunk, _, _, _, up1, up2 = layer_channels((ngf,) * N_WIDTHS)
-        norm = SuperInstanceNorm2d  # affine-free, so one norm serves every width
+        norm = FastInstanceNorm2d  # affine-free, so one norm serves every width
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3), SuperConv2d(input_nc, stem, 7, bias=False), norm(stem),
             nn.ReLU(True),                                                                 # 0-3
@@ -264,7 +256,8 @@ def export_subnet(supernet: SuperMobileResnetGenerator, config: Sequence[int]) -
     Every layer of the supernet uses the first k entries along each axis of its weight
     (``[:out, :in]``, a transposed conv's ``[:in, :out]``, a depthwise conv's ``[:c]``), and
     the plain model has the same module names, so each of its tensors is the supernet's
-    tensor cut to its own shape. Its output equals ``supernet(x, config)``. Returns a new
+    tensor cut to its own shape. Its output equals ``supernet(x, config)`` up to float
+    rounding (about 1e-6; see the module docstring). Returns a new
     model (on the supernet's device, in the supernet's train/eval mode); the supernet is
     not changed.
     """

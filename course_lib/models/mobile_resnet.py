@@ -75,7 +75,7 @@ def _norm(channels: int) -> nn.InstanceNorm2d:
 
 
 class SeparableConv2d(nn.Sequential):
-    """depthwise kxk conv, InstanceNorm, pointwise 1x1 conv: ``[N, c_in, H, W] -> [N, c_out, H', W']``."""
+    """depthwise kxk conv, InstanceNorm, pointwise 1x1: ``[N, c_in, H, W] -> [N, c_out, H', W']``."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3):
         super().__init__(
