@@ -145,3 +145,5 @@ def test_measure_latency_of_a_real_model_and_bad_arguments():
         measure_latency(nn.Identity(), (1,), repeats=1)
     with pytest.raises(ValueError, match="threads"):
         measure_latency(nn.Identity(), (1,), threads=0)
+    with pytest.raises(ValueError, match="to the CPU"):
+        measure_latency(nn.Linear(2, 2).to("meta"), (1, 2))

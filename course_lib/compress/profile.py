@@ -171,6 +171,10 @@ def measure_latencies(models: Mapping[str, nn.Module], input_size, *, threads: i
 
     models: name -> model (on the CPU); input_size: the full input shape, e.g.
     ``(1, 3, 256, 256)``, or a tensor. Returns name -> :class:`LatencyResult`.
+
+    Compare like with like: the supernet's norms use a faster kernel than torch's
+    ``InstanceNorm2d`` in the plain generators, so convert both sides of a comparison with
+    ``course_lib.models.norm.with_fast_instance_norms`` (or neither).
     """
     if repeats < 2:
         raise ValueError(f"repeats must be at least 2 to report a spread, got {repeats}")
@@ -178,6 +182,11 @@ def measure_latencies(models: Mapping[str, nn.Module], input_size, *, threads: i
         raise ValueError(f"warmup must be 0 or more, got {warmup}")
     if not models:
         raise ValueError("measure_latencies needs at least one model")
+    elsewhere = [name for name, m in models.items()
+                 if any(p.device.type != "cpu" for p in m.parameters())]
+    if elsewhere:
+        raise ValueError(f"measure_latencies times the CPU; move {', '.join(elsewhere)} to the CPU "
+                         "first (model.cpu())")
     inputs = {name: _example_input(m, input_size) for name, m in models.items()}
     times: dict[str, list[float]] = {name: [] for name in models}
     with contextlib.ExitStack() as stack:
