@@ -47,3 +47,15 @@ def test_unknown_kind():
         d_loss(REAL, FAKE, "wgan")
     with pytest.raises(ValueError, match="nonsaturating"):
         g_loss(FAKE, "bce")
+
+
+def test_cycle_loss_is_l1_by_hand():
+    from course_lib.losses import cycle_loss
+    original = torch.tensor([[0.0, 1.0], [-1.0, 0.5]])
+    back = torch.tensor([[0.5, 1.0], [1.0, 0.0]])
+    assert cycle_loss(back, original).item() == pytest.approx((0.5 + 0 + 2 + 0.5) / 4)
+    # L1, not L2: the squared errors would average to (0.25 + 4 + 0.25) / 4
+    assert cycle_loss(back, original).item() != pytest.approx((0.25 + 4 + 0.25) / 4)
+    assert cycle_loss(original, original).item() == 0
+    with pytest.raises(ValueError, match="one shape"):
+        cycle_loss(back, original[:1])

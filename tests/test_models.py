@@ -158,3 +158,36 @@ def test_load_cyclegan_generator_errors(tmp_path):
     state["model.26.bias"] = small.state_dict()["model.26.bias"]
     torch.save(state, bad)
     assert count_params(load_cyclegan_generator(bad, ngf=8)) == count_params(small)
+
+
+def test_fast_instance_norm_computes_torchs_instance_norm():
+    from torch import nn
+
+    from course_lib.models.norm import FastInstanceNorm2d
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, 9, 7, requires_grad=True)
+    ours, theirs = FastInstanceNorm2d(5), nn.InstanceNorm2d(5)
+    torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
+    g = torch.randn(3, 5, 9, 7)
+    (grad_ours,) = torch.autograd.grad(ours(x), x, g)
+    (grad_theirs,) = torch.autograd.grad(theirs(x), x, g)
+    torch.testing.assert_close(grad_ours, grad_theirs, rtol=1e-4, atol=1e-5)
+    narrow = x[:, :2].detach()                       # any width: the supernet runs it narrower
+    torch.testing.assert_close(ours(narrow), nn.functional.instance_norm(narrow))
+    assert isinstance(ours, nn.InstanceNorm2d) and not list(ours.state_dict())
+
+
+def test_with_fast_instance_norms_keeps_outputs_and_state():
+    from torch import nn
+
+    from course_lib.models import MobileResnetGenerator
+    from course_lib.models.norm import FastInstanceNorm2d, with_fast_instance_norms
+    torch.manual_seed(0)
+    for model in (ResnetGenerator(ngf=4, n_blocks=3), MobileResnetGenerator(widths=(2,) * 8)):
+        fast = with_fast_instance_norms(model)
+        norms = [m for m in fast.modules() if isinstance(m, nn.InstanceNorm2d)]
+        assert norms and all(type(m) is FastInstanceNorm2d for m in norms)
+        assert all(type(m) is not FastInstanceNorm2d for m in model.modules())   # a copy
+        assert fast.state_dict().keys() == model.state_dict().keys()
+        x = torch.rand(2, 3, 16, 16) * 2 - 1
+        torch.testing.assert_close(fast(x), model(x), rtol=1e-5, atol=1e-5)
