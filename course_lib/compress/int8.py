@@ -1,0 +1,337 @@
+"""Real int8 inference on the CPU for conv generators (DCGAN, CycleGAN, their students).
+
+``quantize_int8(model, calibration)`` returns an ``Int8Generator``: the model with int8
+weights and int8 activations, run by PyTorch's quantized CPU kernels (fbgemm through the
+"x86" engine). It is smaller (1 byte per weight instead of 4) and faster, and its output
+differs a little from the float model's. Nothing here is simulated unless it says so:
+``Int8Generator.real`` is False, and ``.backend`` says why, when this PyTorch build has no
+x86/fbgemm engine; then the model is ``quantize_model(model, 8, 8)`` (fake-quantized floats)
+instead, which has int8's error but neither its speed nor its size.
+
+How (FX graph mode, ``torch.ao.quantization.quantize_fx``):
+
+1. ``int8_friendly(model)``, a float copy that computes exactly the same function
+   (tested to 1e-5) in layers the int8 kernels run well:
+   - BatchNorm folded into the conv before it (eval statistics);
+   - every ``ConvTranspose2d`` rewritten as ``SubPixelConvTranspose2d``: one ordinary
+     ``Conv2d`` computing all s*s output phases, ``pixel_shuffle`` and a crop. fbgemm's
+     int8 transposed convolution was *slower* than the float one here (DCGAN G at
+     batch 64: 48 ms int8 vs 35 ms fp32), while its int8 ``Conv2d`` is fast;
+2. ``prepare_fx`` with PyTorch's default x86 qconfig mapping (per-channel symmetric int8
+   weights, ``HistogramObserver`` uint8 activations with ``reduce_range`` for CPUs without
+   VNNI), ``reshape`` left in float so that a DCGAN's ``z.reshape`` does not leave its first
+   layer unquantized, and a per-tensor weight observer for any ``ConvTranspose2d`` that is
+   left (grouped or dilated ones): fbgemm rejects per-channel weights there.
+3. A few calibration batches run through the observed model; ``convert_fx`` lowers it to
+   quantized modules. Residual additions become ``quantized::add`` automatically (eager
+   mode would need each block rewritten with ``FloatFunctional``).
+
+Backends compared on this machine (torch 2.14.1, AMD EPYC with AVX2 and no VNNI, 2 shared
+cores, so these are relative figures; see ``benchmarks/bench_int8.py`` for the measurement):
+
+==============================  =====================================================
+backend                         result
+==============================  =====================================================
+eager (``torch.ao`` convert)    real int8 kernels, but every residual block must be
+                                rewritten by hand (``FloatFunctional``) and a QuantStub/
+                                DeQuantStub added per model: not generic over students.
+FX graph mode, as is            works on both generators, residual adds handled; but
+                                int8 ConvTranspose2d is slower than fp32 (DCGAN G b64
+                                0.73x) and ReflectionPad2d runs in float between
+                                dequantize/quantize (CycleGAN ngf 32, 256x256: 1.5x).
+FX + ``int8_friendly`` (ours)   all layers int8; see the benchmark for the ratios.
+PT2E (``torch.export`` +        removed from ``torch.ao`` in 2.14 (now in the separate
+X86InductorQuantizer)           ``torchao`` package); needs ``torch.compile`` (a C++
+                                compiler, minutes of compiling) for real int8 kernels.
+``onednn`` engine               int8 ConvTranspose2d took 16 s for one DCGAN batch on
+                                this AVX2 CPU (no VNNI): unusable.
+==============================  =====================================================
+
+``torch.ao.quantization`` warns that it is deprecated (to move to ``torchao``); we silence
+exactly that warning where we call it, because the course pins torch 2.14.1 where it works.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+# Warnings from torch.ao that say nothing the user can act on (see the module docstring).
+_TORCH_AO_NOISE = (
+    r"torch\.ao\.quantization is deprecated",
+    r"Please use quant_min and quant_max to specify the range for observers",
+    r"torch\.quantize_per_tensor, torch\.quantize_per_channel and other quantized tensor",
+)
+
+
+@contextlib.contextmanager
+def quiet_torch_ao():
+    """Silence torch.ao's deprecation notices (and only those) inside the block."""
+    with warnings.catch_warnings():
+        for message in _TORCH_AO_NOISE:
+            warnings.filterwarnings("ignore", message=message)
+        yield
+
+
+def int8_engine() -> str | None:
+    """The quantized CPU engine used for int8 ("x86" or "fbgemm"), or None if absent."""
+    engines = torch.backends.quantized.supported_engines
+    for engine in ("x86", "fbgemm"):
+        if engine in engines:
+            return engine
+    return None
+
+
+# ---------------------------------------------------------------- exact float rewrites
+
+
+def _phase_taps(k: int, s: int, p: int) -> tuple[int, int]:
+    """(K, P) for one spatial dim of a transposed conv with kernel k, stride s, padding p.
+
+    Output ``o = s*m + a`` of a transposed conv sums ``x[i] * w[t]`` over ``o = s*i - p + t``.
+    With ``r = (a + p) mod s`` the taps used are ``t = s*j + r`` (``j = 0, 1, ...``), on the
+    inputs ``i = m + (a + p)//s - j``: at most ``K = ceil(k / s)`` consecutive inputs. So
+    one ordinary conv with a K-wide kernel computes every phase (one output channel per
+    phase), and its output, pixel-shuffled, is the transposed conv's output shifted by
+    ``p + s*(P - K + 1)``, where P is the conv's padding.
+    """
+    K = math.ceil(k / s)
+    P = max(0, math.ceil(K - 1 - p / s))
+    return K, P
+
+
+class SubPixelConvTranspose2d(nn.Module):
+    """A ``ConvTranspose2d`` (square stride, groups 1, dilation 1) as Conv2d + pixel_shuffle.
+
+    ``[N, C_in, H, W] -> [N, C_out, H_out, W_out]``, the same numbers as the transposed
+    conv it is built from (up to float rounding): the conv has ``s*s*C_out`` output
+    channels (channel ``c*s*s + rh*s + rw`` holds the taps ``t = s*j + r`` of phase r),
+    ``pixel_shuffle(s)`` interleaves them, and a crop (``torch.narrow``) removes the
+    border. Same MACs as the transposed conv's useful work, and int8 kernels run it well.
+    ``relu=True`` applies a ReLU after the conv (it commutes with the shuffle and the crop),
+    so that a following ReLU can be fused into the int8 conv.
+    """
+
+    def __init__(self, convt: nn.ConvTranspose2d, relu: bool = False):
+        super().__init__()
+        if not (isinstance(convt, nn.ConvTranspose2d) and convt.groups == 1
+                and convt.dilation == (1, 1) and convt.stride[0] == convt.stride[1]):
+            raise ValueError("SubPixelConvTranspose2d needs a ConvTranspose2d with groups=1, "
+                             f"dilation 1 and a square stride, got {convt}")
+        (kh, kw), s = convt.kernel_size, convt.stride[0]
+        (ph, pw), (oph, opw) = convt.padding, convt.output_padding
+        (Kh, Pmin_h), (Kw, Pmin_w) = _phase_taps(kh, s, ph), _phase_taps(kw, s, pw)
+        # enough padding that the shuffled output covers the whole transposed-conv output
+        Ph = max(Pmin_h, math.ceil((kh + oph - ph - s) / s))
+        Pw = max(Pmin_w, math.ceil((kw + opw - pw - s) / s))
+        c_in, c_out = convt.in_channels, convt.out_channels
+        w = convt.weight.detach()                                   # [C_in, C_out, kh, kw]
+        weight = w.new_zeros(c_out, s, s, c_in, Kh, Kw)
+        for rh in range(s):
+            for e1 in range(Kh):
+                t1 = s * (Kh - 1 - e1) + rh                         # kernel row of this tap
+                for rw in range(s):
+                    for e2 in range(Kw):
+                        t2 = s * (Kw - 1 - e2) + rw
+                        if t1 < kh and t2 < kw:
+                            weight[:, rh, rw, :, e1, e2] = w[:, :, t1, t2].t()
+        self.conv = nn.Conv2d(c_in, c_out * s * s, (Kh, Kw), padding=(Ph, Pw),
+                              bias=convt.bias is not None)
+        with torch.no_grad():
+            self.conv.weight.copy_(weight.reshape(c_out * s * s, c_in, Kh, Kw))
+            if convt.bias is not None:   # every output pixel gets the bias once
+                self.conv.bias.copy_(convt.bias.detach().repeat_interleave(s * s))
+        self.relu = nn.ReLU() if relu else nn.Identity()
+        self.stride = s
+        self.offset = (ph + s * (Ph - Kh + 1), pw + s * (Pw - Kw + 1))
+        # H_out = (H - 1)*s + extra, as for the transposed conv
+        self.extra = (kh - 2 * ph + oph, kw - 2 * pw + opw)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2], x.shape[-1]
+        y = F.pixel_shuffle(self.relu(self.conv(x)), self.stride)
+        y = torch.narrow(y, 2, self.offset[0], (h - 1) * self.stride + self.extra[0])
+        return torch.narrow(y, 3, self.offset[1], (w - 1) * self.stride + self.extra[1])
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` (eval mode) with each BatchNorm2d folded into the conv before it.
+
+    Only a Conv2d/ConvTranspose2d directly followed by a BatchNorm2d in an ``nn.Sequential``
+    is folded (the BatchNorm becomes ``nn.Identity``); the output is unchanged up to
+    float rounding. Other BatchNorms are left as they are.
+    """
+    model = copy.deepcopy(model).eval()
+    for module in model.modules():
+        if not isinstance(module, nn.Sequential):
+            continue
+        names = list(module._modules)
+        for first, second in zip(names, names[1:]):
+            conv, bn = module._modules[first], module._modules[second]
+            if isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and isinstance(bn, nn.BatchNorm2d):
+                module._modules[first] = fuse_conv_bn_eval(
+                    conv, bn, transpose=isinstance(conv, nn.ConvTranspose2d))
+                module._modules[second] = nn.Identity()
+    return model
+
+
+def int8_friendly(model: nn.Module) -> nn.Module:
+    """A float copy of ``model`` computing the same outputs with int8-friendly layers.
+
+    BatchNorm folded (``fold_batchnorm``), ConvTranspose2d -> ``SubPixelConvTranspose2d``
+    (where it applies), a ReLU right after it moved inside (``relu=True``) so that FX fuses
+    it into the int8 conv. ``model`` is untouched.
+    """
+    model = fold_batchnorm(model)
+    for module in list(model.modules()):
+        names = list(module._modules)
+        for i, name in enumerate(names):
+            child = module._modules[name]
+            if not isinstance(child, nn.ConvTranspose2d):
+                continue
+            # In a Sequential, a ReLU that follows (past a folded BatchNorm) moves inside.
+            relu_name = None
+            if isinstance(module, nn.Sequential):
+                after = [n for n in names[i + 1:] if not isinstance(module._modules[n], nn.Identity)]
+                if after and type(module._modules[after[0]]) is nn.ReLU:
+                    relu_name = after[0]
+            try:
+                module._modules[name] = SubPixelConvTranspose2d(child, relu=relu_name is not None)
+            except ValueError:     # grouped/dilated: stays a transposed conv (per-tensor int8)
+                continue
+            if relu_name is not None:
+                module._modules[relu_name] = nn.Identity()
+    return model
+
+
+# ---------------------------------------------------------------- int8 conversion
+
+
+class Int8Generator(nn.Module):
+    """A generator converted to int8 (or, where no engine exists, simulated; see ``real``).
+
+    ``forward`` takes and returns float tensors, like the model it came from.
+    ``backend``: a one-line description to print next to any figure measured on it.
+    """
+
+    def __init__(self, net: nn.Module, real: bool, backend: str):
+        super().__init__()
+        self.net = net
+        self.real = real
+        self.backend = backend
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with quiet_torch_ao():
+            return self.net(x)
+
+
+def _qconfig_mapping(engine: str):
+    from torch.ao.quantization import QConfig, get_default_qconfig_mapping
+    from torch.ao.quantization.observer import HistogramObserver, MinMaxObserver
+
+    mapping = get_default_qconfig_mapping(engine)
+    # fbgemm rejects per-channel weights for a transposed conv: use one scale per tensor
+    per_tensor = QConfig(
+        activation=HistogramObserver.with_args(reduce_range=True),
+        weight=MinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_tensor_symmetric))
+    mapping.set_object_type(nn.ConvTranspose2d, per_tensor)
+    # A reshape right after the input (DCGAN's z -> [N, z, 1, 1]) would otherwise share an
+    # observer with the unobserved input, and the first layer would stay in float.
+    mapping.set_object_type("reshape", None)
+    # int8 tanh was 5x slower than float tanh here; a final tanh runs in float.
+    for tanh in (nn.Tanh, torch.tanh, F.tanh):
+        mapping.set_object_type(tanh, None)
+    return mapping
+
+
+_PADS = (nn.ReflectionPad1d, nn.ReflectionPad2d, nn.ReplicationPad1d, nn.ReplicationPad2d)
+
+
+def _pad_in_int8(net: torch.fx.GraphModule) -> int:
+    """Run reflection/replication padding on the int8 tensor itself; returns how many.
+
+    ``convert_fx`` leaves these pads in float (``dequantize -> pad -> quantize``), two
+    round trips per residual block. Padding only copies existing values, so the int8
+    kernels can pad the int8 tensor directly and keep its scale and zero point.
+    """
+    modules = dict(net.named_modules())
+    rewired = 0
+    for node in list(net.graph.nodes):
+        if not (node.op == "call_module" and isinstance(modules.get(node.target), _PADS)):
+            continue
+        source = node.args[0]
+        if not (isinstance(source, torch.fx.Node) and source.op == "call_method"
+                and source.target == "dequantize"):
+            continue
+        users = list(node.users)
+        if not users or any(u.op != "call_function" or u.target is not torch.quantize_per_tensor
+                             for u in users):
+            continue
+        with net.graph.inserting_after(node):
+            padded = net.graph.call_module(node.target, (source.args[0],))
+        for user in users:
+            user.replace_all_uses_with(padded)
+        rewired += 1
+    net.graph.eliminate_dead_code()
+    net.recompile()
+    return rewired
+
+
+def _as_batches(calibration) -> list[torch.Tensor]:
+    if torch.is_tensor(calibration):
+        calibration = [calibration]
+    batches = [torch.as_tensor(b, dtype=torch.float32) for b in calibration]
+    if not batches:
+        raise ValueError("calibration is empty: pass a few input batches (e.g. 4 batches of "
+                         "latents for a DCGAN generator, or of images for a CycleGAN one)")
+    return batches
+
+
+@torch.no_grad()
+def quantize_int8(model: nn.Module, calibration, engine: str | None = None) -> Int8Generator:
+    """Convert a float conv generator to real int8 (CPU); the original is not changed.
+
+    model: a float ``nn.Module`` on the CPU (DCGAN, CycleGAN ResnetGenerator, a student...).
+    calibration: a tensor or a list of input tensors (a few batches, e.g. 4 of 16) that the
+    activation ranges are measured on; use inputs like the ones the model will see.
+    engine: "x86" or "fbgemm"; default: ``int8_engine()``.
+
+    Returns an ``Int8Generator`` in eval mode with ``real=True``; where this PyTorch has no
+    x86/fbgemm engine (or no ``torch.ao.quantization``), prints one line saying so and
+    returns ``quantize_model(model, 8, 8, "per_channel", calibration)`` with ``real=False``.
+    """
+    batches = _as_batches(calibration)
+    engine = engine or int8_engine()
+    missing = None
+    if engine is None:
+        missing = "no x86/fbgemm quantized engine in this PyTorch build"
+    else:
+        try:
+            from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+        except ImportError:
+            missing = "torch.ao.quantization is not available in this PyTorch"
+    if missing:
+        from course_lib.compress.quantize import quantize_model
+
+        print(f"int8: {missing}; falling back to SIMULATED int8 (fake-quantized floats, "
+              "no speed-up, no size reduction).")
+        return Int8Generator(quantize_model(model, 8, 8, "per_channel", batches), real=False,
+                             backend=f"simulated int8 ({missing})")
+
+    # The engine is global state that the int8 kernels also read when they run.
+    torch.backends.quantized.engine = engine
+    with quiet_torch_ao():
+        observed = prepare_fx(int8_friendly(model.cpu()), _qconfig_mapping(engine),
+                              (batches[0],))
+        for batch in batches:
+            observed(batch)
+        net = convert_fx(observed)
+    _pad_in_int8(net)
+    return Int8Generator(net.eval(), real=True,
+                         backend=f"int8, PyTorch FX graph mode, {engine} engine")
