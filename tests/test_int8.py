@@ -27,6 +27,8 @@ needs_engine = pytest.mark.skipif(int8.int8_engine() is None,
 @pytest.mark.parametrize("k, s, p, op, size", [
     (4, 2, 1, 0, (5, 6)),    # DCGAN up-block
     (4, 1, 0, 0, (1, 1)),    # DCGAN first layer: 1x1 latent -> 4x4
+    (3, 1, 1, 0, (5, 4)),
+    (3, 1, 2, 0, (6, 6)),
     (3, 2, 1, 1, (8, 7)),    # CycleGAN upsampling
     (3, 2, 1, 0, (7, 7)),
     (5, 3, 2, 2, (4, 5)),

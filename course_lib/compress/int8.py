@@ -14,7 +14,7 @@ How (FX graph mode, ``torch.ao.quantization.quantize_fx``):
    (tested to 1e-5) in layers the int8 kernels run well:
    - BatchNorm folded into the conv before it (eval statistics);
    - every ``ConvTranspose2d`` rewritten as ``SubPixelConvTranspose2d``: one ordinary
-     ``Conv2d`` computing all s*s output phases, ``pixel_shuffle`` and a crop. fbgemm's
+     ``Conv2d`` computing all s*s output phases, a depth-to-space shuffle and a crop. fbgemm's
      int8 transposed convolution was *slower* than the float one here (DCGAN G at
      batch 64: 48 ms int8 vs 35 ms fp32), while its int8 ``Conv2d`` is fast;
 2. ``prepare_fx`` with PyTorch's default x86 qconfig mapping (per-channel symmetric int8
@@ -107,15 +107,22 @@ def _phase_taps(k: int, s: int, p: int) -> tuple[int, int]:
 
 
 class SubPixelConvTranspose2d(nn.Module):
-    """A ``ConvTranspose2d`` (square stride, groups 1, dilation 1) as Conv2d + pixel_shuffle.
+    """A ``ConvTranspose2d`` (square stride, groups 1, dilation 1) as one Conv2d + a shuffle.
 
     ``[N, C_in, H, W] -> [N, C_out, H_out, W_out]``, the same numbers as the transposed
-    conv it is built from (up to float rounding): the conv has ``s*s*C_out`` output
-    channels (channel ``c*s*s + rh*s + rw`` holds the taps ``t = s*j + r`` of phase r),
-    ``pixel_shuffle(s)`` interleaves them, and a crop (``torch.narrow``) removes the
-    border. Same MACs as the transposed conv's useful work, and int8 kernels run it well.
-    ``relu=True`` applies a ReLU after the conv (it commutes with the shuffle and the crop),
-    so that a following ReLU can be fused into the int8 conv.
+    conv it is built from (up to float rounding), with the same MACs as its useful work:
+
+    - ``conv``: ``s*s*C_out`` output channels; channel ``(rh*s + rw)*C_out + c`` holds the
+      taps ``t = s*j + r`` of output phase (rh, rw) (see ``_phase_taps``);
+    - depth to space (what ``pixel_shuffle`` does, with the channels in that order) and a
+      crop of ``offset`` pixels at the top left.
+
+    The shuffle is written as permute/view/narrow on the channels-last layout that the int8
+    conv produces, where each output pixel's channels are one contiguous block: 0.2 ms for
+    a 64x128x17x17 int8 tensor here, against 7 ms for ``pixel_shuffle`` (a strided copy
+    that also leaves the next conv a layout conversion to do).
+    ``relu=True`` applies a ReLU right after the conv (it commutes with the shuffle and the
+    crop), so that a ReLU following the transposed conv is fused into the int8 conv.
     """
 
     def __init__(self, convt: nn.ConvTranspose2d, relu: bool = False):
@@ -132,7 +139,7 @@ class SubPixelConvTranspose2d(nn.Module):
         Pw = max(Pmin_w, math.ceil((kw + opw - pw - s) / s))
         c_in, c_out = convt.in_channels, convt.out_channels
         w = convt.weight.detach()                                   # [C_in, C_out, kh, kw]
-        weight = w.new_zeros(c_out, s, s, c_in, Kh, Kw)
+        weight = w.new_zeros(s, s, c_out, c_in, Kh, Kw)
         for rh in range(s):
             for e1 in range(Kh):
                 t1 = s * (Kh - 1 - e1) + rh                         # kernel row of this tap
@@ -140,24 +147,33 @@ class SubPixelConvTranspose2d(nn.Module):
                     for e2 in range(Kw):
                         t2 = s * (Kw - 1 - e2) + rw
                         if t1 < kh and t2 < kw:
-                            weight[:, rh, rw, :, e1, e2] = w[:, :, t1, t2].t()
+                            weight[rh, rw, :, :, e1, e2] = w[:, :, t1, t2].t()
         self.conv = nn.Conv2d(c_in, c_out * s * s, (Kh, Kw), padding=(Ph, Pw),
                               bias=convt.bias is not None)
         with torch.no_grad():
             self.conv.weight.copy_(weight.reshape(c_out * s * s, c_in, Kh, Kw))
             if convt.bias is not None:   # every output pixel gets the bias once
-                self.conv.bias.copy_(convt.bias.detach().repeat_interleave(s * s))
+                self.conv.bias.copy_(convt.bias.detach().repeat(s * s))
         self.relu = nn.ReLU() if relu else nn.Identity()
         self.stride = s
+        self.out_channels = c_out
         self.offset = (ph + s * (Ph - Kh + 1), pw + s * (Pw - Kw + 1))
         # H_out = (H - 1)*s + extra, as for the transposed conv
         self.extra = (kh - 2 * ph + oph, kw - 2 * pw + opw)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2], x.shape[-1]
-        y = F.pixel_shuffle(self.relu(self.conv(x)), self.stride)
-        y = torch.narrow(y, 2, self.offset[0], (h - 1) * self.stride + self.extra[0])
-        return torch.narrow(y, 3, self.offset[1], (w - 1) * self.stride + self.extra[1])
+        n, h, w = x.shape[0], x.shape[2], x.shape[3]
+        s, c = self.stride, self.out_channels
+        y = self.relu(self.conv(x))                       # [N, s*s*C, U, V]
+        if s == 1 and self.offset == (0, 0):              # a plain conv: nothing to shuffle
+            return y
+        u, v = y.shape[2], y.shape[3]
+        # channels-last [N, U, V, s, s, C] -> [N, U, s, V, s, C] = [N, U*s, V*s, C]
+        y = y.permute(0, 2, 3, 1).contiguous().view(n, u, v, s, s, c)
+        y = y.permute(0, 1, 3, 2, 4, 5).contiguous().view(n, u * s, v * s, c)
+        y = torch.narrow(y, 1, self.offset[0], (h - 1) * s + self.extra[0])
+        y = torch.narrow(y, 2, self.offset[1], (w - 1) * s + self.extra[1])
+        return y.contiguous().permute(0, 3, 1, 2)         # [N, C, H_out, W_out]
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
