@@ -17,7 +17,8 @@ from torch import nn
 
 import course_lib.compress.int8 as int8
 from course_lib.compress import quantize_int8, size_report, state_dict_bytes
-from course_lib.compress.int8 import SubPixelConvTranspose2d, fold_batchnorm, int8_friendly
+from course_lib.compress.int8 import (LatentProjection, SubPixelConvTranspose2d, fold_batchnorm,
+                                     int8_friendly)
 from course_lib.models import DCGANGenerator, ResnetGenerator
 
 needs_engine = pytest.mark.skipif(int8.int8_engine() is None,
@@ -65,6 +66,10 @@ def test_int8_friendly_is_the_same_function():
     friendly = int8_friendly(g)
     assert not any(isinstance(m, (nn.ConvTranspose2d, nn.BatchNorm2d)) for m in friendly.modules())
     assert torch.allclose(friendly(z), g(z), atol=1e-5)
+    # with an example input, the first layer (on the 1x1 latent) becomes a Linear
+    projected = int8_friendly(g, z)
+    assert isinstance(projected.net[0], LatentProjection)
+    assert torch.allclose(projected(z), g(z), atol=1e-5)
     assert torch.allclose(fold_batchnorm(g)(z), g(z), atol=1e-5)
     c = ResnetGenerator(ngf=8, n_blocks=2).eval()
     x = torch.rand(2, 3, 32, 32) * 2 - 1
@@ -91,7 +96,9 @@ def test_dcgan_int8_is_real_small_and_close():
     assert all(torch.equal(v, g.state_dict()[k]) for k, v in before.items())
     # every conv runs an int8 kernel: no float conv is left
     assert not any(type(m) in (nn.Conv2d, nn.ConvTranspose2d) for m in q.modules())
-    assert len([m for m in quantized_modules(q) if "Conv" in type(m).__name__]) == 4
+    layers = [type(m).__name__ for m in quantized_modules(q)
+              if type(m).__name__ in ("LinearReLU", "Linear", "ConvReLU2d", "Conv2d")]
+    assert layers == ["LinearReLU", "ConvReLU2d", "ConvReLU2d", "Conv2d"]   # ReLUs fused
     assert out.shape == ref.shape and out.dtype == torch.float32
     change = (out - ref).abs().mean()
     assert 0 < change <= 0.02

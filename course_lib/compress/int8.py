@@ -176,6 +176,54 @@ class SubPixelConvTranspose2d(nn.Module):
         return y.contiguous().permute(0, 3, 1, 2)         # [N, C, H_out, W_out]
 
 
+class LatentProjection(nn.Module):
+    """A ``ConvTranspose2d`` (padding 0, groups 1) applied to a 1x1 input, as a Linear.
+
+    ``[N, C_in, 1, 1] -> [N, C_out, kh, kw]``: on a single input pixel every tap of the
+    kernel lands on its own output pixel, so the layer is ``x @ W.reshape(C_in, -1)``
+    (a DCGAN's first layer, latent -> 4x4). As a conv the int8 kernel would pad the 1x1
+    input to 7x7 and multiply mostly zeros; as a Linear it does only the useful work.
+    Only valid for 1x1 inputs: ``int8_friendly`` uses it where the example input showed one.
+    """
+
+    def __init__(self, convt: nn.ConvTranspose2d, relu: bool = False):
+        super().__init__()
+        if not (isinstance(convt, nn.ConvTranspose2d) and convt.groups == 1
+                and convt.padding == (0, 0) and convt.output_padding == (0, 0)):
+            raise ValueError(f"LatentProjection needs padding 0 and groups 1, got {convt}")
+        c_in, c_out = convt.in_channels, convt.out_channels
+        kh, kw = convt.kernel_size
+        self.linear = nn.Linear(c_in, c_out * kh * kw, bias=convt.bias is not None)
+        with torch.no_grad():
+            self.linear.weight.copy_(convt.weight.detach().reshape(c_in, -1).t())
+            if convt.bias is not None:
+                self.linear.bias.copy_(convt.bias.detach().repeat_interleave(kh * kw))
+        self.relu = nn.ReLU() if relu else nn.Identity()
+        self.shape = (c_out, kh, kw)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.relu(self.linear(torch.flatten(x, 1)))
+        return y.view(x.shape[0], *self.shape)
+
+
+def _input_sizes(model: nn.Module, example_input: torch.Tensor) -> dict:
+    """{module: (H, W) of its input} for every ConvTranspose2d, from one forward pass."""
+    sizes = {}
+
+    def record(module, inputs):       # returns None: the input goes on unchanged
+        sizes[module] = tuple(inputs[0].shape[-2:])
+
+    hooks = [m.register_forward_pre_hook(record)
+             for m in model.modules() if isinstance(m, nn.ConvTranspose2d)]
+    try:
+        with torch.no_grad():
+            model(example_input)
+    finally:
+        for h in hooks:
+            h.remove()
+    return sizes
+
+
 def fold_batchnorm(model: nn.Module) -> nn.Module:
     """A copy of ``model`` (eval mode) with each BatchNorm2d folded into the conv before it.
 
@@ -197,14 +245,16 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     return model
 
 
-def int8_friendly(model: nn.Module) -> nn.Module:
+def int8_friendly(model: nn.Module, example_input: torch.Tensor | None = None) -> nn.Module:
     """A float copy of ``model`` computing the same outputs with int8-friendly layers.
 
     BatchNorm folded (``fold_batchnorm``), ConvTranspose2d -> ``SubPixelConvTranspose2d``
-    (where it applies), a ReLU right after it moved inside (``relu=True``) so that FX fuses
-    it into the int8 conv. ``model`` is untouched.
+    (where it applies; a ``LatentProjection`` where ``example_input`` shows it runs on 1x1
+    inputs), a ReLU right after it moved inside (``relu=True``) so that FX fuses it into
+    the int8 layer. ``model`` is untouched.
     """
     model = fold_batchnorm(model)
+    sizes = _input_sizes(model, example_input) if example_input is not None else {}
     for module in list(model.modules()):
         names = list(module._modules)
         for i, name in enumerate(names):
@@ -217,8 +267,9 @@ def int8_friendly(model: nn.Module) -> nn.Module:
                 after = [n for n in names[i + 1:] if not isinstance(module._modules[n], nn.Identity)]
                 if after and type(module._modules[after[0]]) is nn.ReLU:
                     relu_name = after[0]
+            rewrite = LatentProjection if sizes.get(child) == (1, 1) else SubPixelConvTranspose2d
             try:
-                module._modules[name] = SubPixelConvTranspose2d(child, relu=relu_name is not None)
+                module._modules[name] = rewrite(child, relu=relu_name is not None)
             except ValueError:     # grouped/dilated: stays a transposed conv (per-tensor int8)
                 continue
             if relu_name is not None:
@@ -247,16 +298,21 @@ class Int8Generator(nn.Module):
             return self.net(x)
 
 
-def _qconfig_mapping(engine: str):
+def _qconfig_mapping(engine: str, model: nn.Module):
     from torch.ao.quantization import QConfig, get_default_qconfig_mapping
     from torch.ao.quantization.observer import HistogramObserver, MinMaxObserver
 
     mapping = get_default_qconfig_mapping(engine)
-    # fbgemm rejects per-channel weights for a transposed conv: use one scale per tensor
     per_tensor = QConfig(
         activation=HistogramObserver.with_args(reduce_range=True),
         weight=MinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_tensor_symmetric))
+    # fbgemm rejects per-channel weights for a transposed conv: use one scale per tensor
     mapping.set_object_type(nn.ConvTranspose2d, per_tensor)
+    # A LatentProjection has one row per (channel, position): per-row scales and zero points
+    # (16 bytes each) would cost 8% of a DCGAN's int8 file; one scale suffices.
+    for name, module in model.named_modules():
+        if isinstance(module, LatentProjection):
+            mapping.set_module_name(f"{name}.linear", per_tensor)
     # A reshape right after the input (DCGAN's z -> [N, z, 1, 1]) would otherwise share an
     # observer with the unobserved input, and the first layer would stay in float.
     mapping.set_object_type("reshape", None)
@@ -343,8 +399,8 @@ def quantize_int8(model: nn.Module, calibration, engine: str | None = None) -> I
     # The engine is global state that the int8 kernels also read when they run.
     torch.backends.quantized.engine = engine
     with quiet_torch_ao():
-        observed = prepare_fx(int8_friendly(model.cpu()), _qconfig_mapping(engine),
-                              (batches[0],))
+        friendly = int8_friendly(model.cpu(), batches[0])
+        observed = prepare_fx(friendly, _qconfig_mapping(engine, friendly), (batches[0],))
         for batch in batches:
             observed(batch)
         net = convert_fx(observed)

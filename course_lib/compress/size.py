@@ -3,7 +3,8 @@
 ``size_report`` works on float models, on pruned ones (zeros counted) and on the int8
 models of ``course_lib.compress.int8`` (whose weights are quantized tensors, not
 ``nn.Parameter``s), because it reads the state dict: every entry named ``*.weight`` or
-``*.bias`` is a parameter; BatchNorm running statistics and quantizer scales are not.
+``*.bias`` is a parameter (and so are an int8 Linear's packed weight and bias);
+BatchNorm running statistics and quantizer scales are not.
 """
 from __future__ import annotations
 
@@ -23,9 +24,12 @@ def state_dict_bytes(model: nn.Module) -> int:
 def _parameter_tensors(model: nn.Module) -> list[torch.Tensor]:
     tensors = []
     for key, value in model.state_dict().items():
-        if torch.is_tensor(value) and key.rsplit(".", 1)[-1] in ("weight", "bias"):
-            tensors.append(value.dequantize() if value.is_quantized else value)
-    return tensors
+        leaf = key.rsplit(".", 1)[-1]
+        if leaf == "_packed_params" and isinstance(value, tuple):   # an int8 Linear: (w, b)
+            tensors += [t for t in value if torch.is_tensor(t)]
+        elif torch.is_tensor(value) and leaf in ("weight", "bias"):
+            tensors.append(value)
+    return [t.dequantize() if t.is_quantized else t for t in tensors]
 
 
 def size_report(model: nn.Module, bits: int = 32) -> dict:
