@@ -117,6 +117,7 @@ def test_resnet_generator_int8_is_real_and_close():
     code = q.net.code
     assert code.count("quantize_per_tensor(") == 1 and code.count(".dequantize()") == 1  # int8 end to end
     assert code.count("quantized.add") == 3                    # the residual additions
+    assert code.count("pad_channels_last(") == 2 * 3 + 2       # every reflection pad, in int8
     with torch.no_grad():
         change = (q(x) - c(x)).abs().mean()
     assert 0 < change <= 0.08
@@ -136,3 +137,11 @@ def test_fallback_is_simulated_and_says_so(monkeypatch, capsys):
 def test_calibration_must_not_be_empty():
     with pytest.raises(ValueError, match="calibration"):
         quantize_int8(trained_like_dcgan(ngf=8), [])
+
+
+@pytest.mark.parametrize("padding", [(1, 1, 1, 1), (3, 3, 3, 3), (2, 0, 1, 3)])
+def test_pad_channels_last_equals_torch_padding(padding):
+    x = torch.randn(2, 5, 7, 6)
+    assert torch.equal(int8.pad_channels_last(x, padding), nn.ReflectionPad2d(padding)(x))
+    assert torch.equal(int8.pad_channels_last(x, padding, reflect=False),
+                       nn.ReplicationPad2d(padding)(x))
