@@ -63,6 +63,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from course_lib.compress.tracing import forward_with_hooks
+
 # Warnings from torch.ao that say nothing the user can act on (see the module docstring).
 _TORCH_AO_NOISE = (
     r"torch\.ao\.quantization is deprecated",
@@ -211,17 +213,12 @@ def _input_sizes(model: nn.Module, example_input: torch.Tensor) -> dict:
     """{module: (H, W) of its input} for every ConvTranspose2d, from one forward pass."""
     sizes = {}
 
-    def record(module, inputs):       # returns None: the input goes on unchanged
+    def record(module, inputs):
         sizes[module] = tuple(inputs[0].shape[-2:])
 
-    hooks = [m.register_forward_pre_hook(record)
-             for m in model.modules() if isinstance(m, nn.ConvTranspose2d)]
-    try:
-        with torch.no_grad():
-            model(example_input)
-    finally:
-        for h in hooks:
-            h.remove()
+    forward_with_hooks(model, example_input,
+                       [m for m in model.modules() if isinstance(m, nn.ConvTranspose2d)],
+                       pre_hook=record)
     return sizes
 
 

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from course_lib.compress.quantize import METHODS, quantize_model
+from course_lib.compress.tracing import forward_with_hooks
 
 # Layers whose weights magnitude pruning zeroes.
 PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
@@ -82,16 +83,11 @@ def magnitude_prune_model(model: nn.Module, sparsity: float, scope: str = "layer
 
 
 def _output_layers(model: nn.Module, example_input: torch.Tensor) -> list[nn.Module]:
-    """The conv/linear layers that run last in a forward pass (their outputs are the image)."""
+    """The conv/linear layer that runs last in a forward pass (its output is the image)."""
     order: list[nn.Module] = []
-    hooks = [m.register_forward_hook(lambda mod, i, o: order.append(mod))
-             for m in model.modules() if isinstance(m, PRUNABLE)]
-    try:
-        with torch.no_grad():
-            model(example_input)
-    finally:
-        for h in hooks:
-            h.remove()
+    forward_with_hooks(model, example_input,
+                       [m for m in model.modules() if isinstance(m, PRUNABLE)],
+                       hook=lambda module, inputs, output: order.append(module))
     return order[-1:]
 
 
@@ -101,17 +97,12 @@ def _fit_norm_widths(model: nn.Module, example_input: torch.Tensor) -> None:
     number, and PyTorch would warn about the mismatch at every call."""
     norms = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
 
-    def hook(module, inputs):
+    def fit(module, inputs):
         module.num_features = inputs[0].shape[1]
 
-    hooks = [m.register_forward_pre_hook(hook) for m in model.modules()
-             if isinstance(m, norms) and not m.affine]
-    try:
-        with torch.no_grad():
-            model(example_input)
-    finally:
-        for h in hooks:
-            h.remove()
+    forward_with_hooks(model, example_input,
+                       [m for m in model.modules() if isinstance(m, norms) and not m.affine],
+                       pre_hook=fit)
 
 
 def channel_prune(model: nn.Module, ratio: float, example_input: torch.Tensor,
