@@ -10,45 +10,53 @@ instead, which has int8's error but neither its speed nor its size.
 
 How (FX graph mode, ``torch.ao.quantization.quantize_fx``):
 
-1. ``int8_friendly(model)``, a float copy that computes exactly the same function
-   (tested to 1e-5) in layers the int8 kernels run well:
+1. ``int8_friendly(model, example_input)``, a float copy that computes the same function
+   (tested to 1e-5) with layers the int8 kernels run well:
    - BatchNorm folded into the conv before it (eval statistics);
    - every ``ConvTranspose2d`` rewritten as ``SubPixelConvTranspose2d``: one ordinary
-     ``Conv2d`` computing all s*s output phases, a depth-to-space shuffle and a crop. fbgemm's
-     int8 transposed convolution was *slower* than the float one here (DCGAN G at
-     batch 64: 48 ms int8 vs 35 ms fp32), while its int8 ``Conv2d`` is fast;
+     ``Conv2d`` computing all s*s output phases, a depth-to-space shuffle and a crop
+     (fbgemm's int8 transposed conv was *slower* than fp32 here, its int8 conv is fast),
+     or, on a 1x1 input (a DCGAN's first layer), as a ``LatentProjection`` (a Linear);
+   - a ReLU that follows moved inside, so that FX fuses it into the int8 conv.
 2. ``prepare_fx`` with PyTorch's default x86 qconfig mapping (per-channel symmetric int8
-   weights, ``HistogramObserver`` uint8 activations with ``reduce_range`` for CPUs without
-   VNNI), ``reshape`` left in float so that a DCGAN's ``z.reshape`` does not leave its first
-   layer unquantized, and a per-tensor weight observer for any ``ConvTranspose2d`` that is
-   left (grouped or dilated ones): fbgemm rejects per-channel weights there.
-3. A few calibration batches run through the observed model; ``convert_fx`` lowers it to
-   quantized modules. Residual additions become ``quantized::add`` automatically (eager
-   mode would need each block rewritten with ``FloatFunctional``).
+   weights; ``HistogramObserver`` uint8 activations with ``reduce_range``, for CPUs without
+   VNNI), except: ``reshape`` in float (else a DCGAN's ``z.reshape`` shares the unobserved
+   input's observer and its first layer stays float), ``tanh`` in float (int8 tanh was 5x
+   slower), per-tensor weights for a ``LatentProjection`` and for any ``ConvTranspose2d``
+   left (grouped or dilated): fbgemm rejects per-channel weights there.
+3. A few calibration batches through the observed model, then ``convert_fx``. Residual
+   additions become ``quantized::add`` by themselves (eager mode needs every block
+   rewritten with ``FloatFunctional``). Last, reflection/replication pads, which FX leaves
+   in float between a dequantize and a quantize, become ``pad_channels_last`` on the int8
+   tensor (``_pad_in_int8``).
 
-Backends compared on this machine (torch 2.14.1, AMD EPYC with AVX2 and no VNNI, 2 shared
-cores, so these are relative figures; see ``benchmarks/bench_int8.py`` for the measurement):
+Routes compared (``benchmarks/bench_int8_backends.py``; torch 2.14.1, an AMD EPYC with AVX2
+and no VNNI, 1 thread, on 2 cores shared with other work, load average 6-9, so relative
+figures only; speed-up = fp32 time / int8 time, medians of interleaved runs):
 
-==============================  =====================================================
-backend                         result
-==============================  =====================================================
-eager (``torch.ao`` convert)    real int8 kernels, but every residual block must be
-                                rewritten by hand (``FloatFunctional``) and a QuantStub/
-                                DeQuantStub added per model: not generic over students.
-FX graph mode, as is            works on both generators, residual adds handled; but
-                                int8 ConvTranspose2d is slower than fp32 (DCGAN G b64
-                                0.73x) and ReflectionPad2d runs in float between
-                                dequantize/quantize (CycleGAN ngf 32, 256x256: 1.5x).
-FX + ``int8_friendly`` (ours)   all layers int8; see the benchmark for the ratios.
-PT2E (``torch.export`` +        removed from ``torch.ao`` in 2.14 (now in the separate
-X86InductorQuantizer)           ``torchao`` package); needs ``torch.compile`` (a C++
-                                compiler, minutes of compiling) for real int8 kernels.
-``onednn`` engine               int8 ConvTranspose2d took 16 s for one DCGAN batch on
-                                this AVX2 CPU (no VNNI): unusable.
-==============================  =====================================================
+=============================  ==============  ===============  ===========================
+route                          DCGAN G ngf 32  ResnetGenerator  notes
+                               batch 64        ngf 32, 256x256
+=============================  ==============  ===============  ===========================
+torch.ao eager mode            0.65x           1.51x            needs per-model rewrites
+                                                                (stubs, FloatFunctional)
+FX graph mode as it comes      0.63x           1.65x            int8 ConvTranspose2d slow,
+                                                                pads run in float
+FX + int8_friendly (ours)      2.33x           1.92x            all layers int8
+PT2E, torchao 0.18.0,          0.96x / 1.44x   1.08x / 1.24x    ConvTranspose2d left in
+X86InductorQuantizer +                                          float; 4-8 min compiling;
+torch.compile                                                   not in torch 2.14 itself
+``onednn`` engine (FX)         16 s a batch    -                no VNNI: reference kernels
+=============================  ==============  ===============  ===========================
 
-``torch.ao.quantization`` warns that it is deprecated (to move to ``torchao``); we silence
-exactly that warning where we call it, because the course pins torch 2.14.1 where it works.
+(PT2E: speed-up over the fp32 model compiled the same way / over eager fp32, from a
+first run of the same comparison; its DCGAN output equalled fp32 to 2e-9: nothing in it
+was quantized.) ``benchmarks/bench_int8.py``
+measures the headline ratios, sizes and output changes of ``quantize_int8`` itself.
+
+``torch.ao.quantization`` warns that it is deprecated (in favour of ``torchao``); we
+silence exactly its notices where we call it (``quiet_torch_ao``): the course pins torch
+2.14.1, where it works, and the notice says nothing a student can act on.
 """
 from __future__ import annotations
 
