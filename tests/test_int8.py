@@ -135,9 +135,11 @@ def test_fallback_is_simulated_and_says_so(monkeypatch, capsys):
     assert 0 < (q(z) - g(z)).abs().mean() < 0.05
 
 
-def test_calibration_must_not_be_empty():
+def test_bad_calibration_and_engine_say_what_to_do():
     with pytest.raises(ValueError, match="calibration"):
         quantize_int8(trained_like_dcgan(ngf=8), [])
+    with pytest.raises(ValueError, match="engine"):
+        quantize_int8(trained_like_dcgan(ngf=8), torch.randn(4, 128), engine="qnnpack")
 
 
 @pytest.mark.parametrize("padding", [(1, 1, 1, 1), (3, 3, 3, 3), (2, 0, 1, 3)])

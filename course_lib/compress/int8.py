@@ -394,7 +394,7 @@ def _pad_in_int8(net: torch.fx.GraphModule) -> int:
 def _as_batches(calibration) -> list[torch.Tensor]:
     if torch.is_tensor(calibration):
         calibration = [calibration]
-    batches = [torch.as_tensor(b, dtype=torch.float32) for b in calibration]
+    batches = [torch.as_tensor(b, dtype=torch.float32).cpu() for b in calibration]
     if not batches:
         raise ValueError("calibration is empty: pass a few input batches (e.g. 4 batches of "
                          "latents for a DCGAN generator, or of images for a CycleGAN one)")
@@ -405,7 +405,8 @@ def _as_batches(calibration) -> list[torch.Tensor]:
 def quantize_int8(model: nn.Module, calibration, engine: str | None = None) -> Int8Generator:
     """Convert a float conv generator to real int8 (CPU); the original is not changed.
 
-    model: a float ``nn.Module`` on the CPU (DCGAN, CycleGAN ResnetGenerator, a student...).
+    model: a float ``nn.Module`` (DCGAN, CycleGAN ResnetGenerator, a student...); a copy of
+    it is converted, on the CPU, where the int8 kernels run.
     calibration: a tensor or a list of input tensors (a few batches, e.g. 4 of 16) that the
     activation ranges are measured on; use inputs like the ones the model will see.
     engine: "x86" or "fbgemm"; default: ``int8_engine()``.
@@ -415,6 +416,12 @@ def quantize_int8(model: nn.Module, calibration, engine: str | None = None) -> I
     returns ``quantize_model(model, 8, 8, "per_channel", calibration)`` with ``real=False``.
     """
     batches = _as_batches(calibration)
+    if engine is not None and engine not in ("x86", "fbgemm"):
+        raise ValueError(f"engine must be 'x86' or 'fbgemm' (the int8 CPU engines these "
+                         f"generators were tested with), got {engine!r}")
+    if engine is not None and engine not in torch.backends.quantized.supported_engines:
+        raise ValueError(f"this PyTorch has no {engine!r} engine; it has "
+                         f"{torch.backends.quantized.supported_engines}: leave engine=None")
     engine = engine or int8_engine()
     missing = None
     if engine is None:
@@ -435,7 +442,9 @@ def quantize_int8(model: nn.Module, calibration, engine: str | None = None) -> I
     # The engine is global state that the int8 kernels also read when they run.
     torch.backends.quantized.engine = engine
     with quiet_torch_ao():
-        friendly = int8_friendly(model.cpu(), batches[0])
+        # int8_friendly works on a copy; a model on a GPU is copied to the CPU first
+        on_cpu = all(p.device.type == "cpu" for p in model.parameters())
+        friendly = int8_friendly(model if on_cpu else copy.deepcopy(model).cpu(), batches[0])
         observed = prepare_fx(friendly, _qconfig_mapping(engine, friendly), (batches[0],))
         for batch in batches:
             observed(batch)

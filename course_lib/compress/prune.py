@@ -123,7 +123,6 @@ def channel_prune(model: nn.Module, ratio: float, example_input: torch.Tensor,
     except ImportError as e:
         raise ImportError("channel_prune needs Torch-Pruning: pip install torch-pruning==1.6.1 "
                           "(it is in requirements.txt)") from e
-    model.eval()
     keep_ids = {id(m) for m in (ignored_layers or [])}
     pruned = copy.deepcopy(model).eval()
     ignored = _output_layers(pruned, example_input)
