@@ -273,13 +273,17 @@ def int8_friendly(model: nn.Module, example_input: torch.Tensor | None = None) -
                 after = [n for n in names[i + 1:] if not isinstance(module._modules[n], nn.Identity)]
                 if after and type(module._modules[after[0]]) is nn.ReLU:
                     relu_name = after[0]
-            rewrite = LatentProjection if sizes.get(child) == (1, 1) else SubPixelConvTranspose2d
-            try:
-                module._modules[name] = rewrite(child, relu=relu_name is not None)
-            except ValueError:     # grouped/dilated: stays a transposed conv (per-tensor int8)
-                continue
-            if relu_name is not None:
-                module._modules[relu_name] = nn.Identity()
+            rewrites = [SubPixelConvTranspose2d]
+            if sizes.get(child) == (1, 1):
+                rewrites.insert(0, LatentProjection)
+            for rewrite in rewrites:
+                try:
+                    module._modules[name] = rewrite(child, relu=relu_name is not None)
+                except ValueError:   # does not apply (e.g. grouped: stays a transposed conv)
+                    continue
+                if relu_name is not None:
+                    module._modules[relu_name] = nn.Identity()
+                break
     return model
 
 
