@@ -31,18 +31,20 @@ How (FX graph mode, ``torch.ao.quantization.quantize_fx``):
    tensor (``_pad_in_int8``).
 
 Routes compared (``benchmarks/bench_int8_backends.py``; torch 2.14.1, an AMD EPYC with AVX2
-and no VNNI, 1 thread, on 2 cores shared with other work, load average 6-9, so relative
-figures only; speed-up = fp32 time / int8 time, medians of interleaved runs):
+and no VNNI, 1 thread, on 2 cores shared with other work, load average 5-9, so relative
+figures only; speed-up = fp32 time / int8 time, medians of interleaved runs; ranges over
+two runs). With every layer in int8, the int8 convs are 90% of the ResnetGenerator's
+time: about 2x faster than fp32 is what fbgemm's int8 convs give on this CPU.
 
 =============================  ==============  ===============  ===========================
 route                          DCGAN G ngf 32  ResnetGenerator  notes
                                batch 64        ngf 32, 256x256
 =============================  ==============  ===============  ===========================
-torch.ao eager mode            0.65x           1.51x            needs per-model rewrites
+torch.ao eager mode            0.58-0.65x      1.51-1.63x       needs per-model rewrites
                                                                 (stubs, FloatFunctional)
-FX graph mode as it comes      0.63x           1.65x            int8 ConvTranspose2d slow,
+FX graph mode as it comes      0.63x           1.65-1.68x       int8 ConvTranspose2d slow,
                                                                 pads run in float
-FX + int8_friendly (ours)      2.33x           1.92x            all layers int8
+FX + int8_friendly (ours)      2.05-2.33x      1.77-1.92x       all layers int8
 PT2E, torchao 0.18.0,          0.96x / 1.44x   1.08x / 1.24x    ConvTranspose2d left in
 X86InductorQuantizer +                                          float; 4-8 min compiling;
 torch.compile                                                   not in torch 2.14 itself
