@@ -46,7 +46,7 @@ def entry_paths(name: str, preset: str, seed: int) -> tuple[Path, Path]:
     return stem.with_suffix(".pt"), stem.with_suffix(".json")
 
 
-def _why_unusable(payload_path: Path, meta_path: Path, config: dict) -> str | None:
+def _why_unusable(payload_path: Path, meta_path: Path, config: dict, recipe: int = 1) -> str | None:
     """None if the entry can be used, else a short reason it cannot."""
     if not payload_path.exists() or not meta_path.exists():
         return "missing"
@@ -60,6 +60,8 @@ def _why_unusable(payload_path: Path, meta_path: Path, config: dict) -> str | No
         return f"stale (made by course_lib {meta.get('library_version')}, this is {course_lib.__version__})"
     if meta.get("config") != config:
         return "stale (made with a different configuration)"
+    if meta.get("recipe", 1) != recipe:
+        return f"stale (recipe {meta.get('recipe', 1)}, this is recipe {recipe})"
     return None
 
 
@@ -72,18 +74,20 @@ def load_or_train(
     config: dict | None = None,
     rebuild: bool = False,
     verbose: bool = True,
+    recipe: int = 1,
 ) -> dict:
     """Return the cached payload for (name, preset, seed), training it first if needed.
 
     ``train_fn(preset, seed)`` must return a dict of tensors and plain values; a
     ``"data_source"`` key, if present, is copied into the metadata. ``config`` is any
     JSON-able description of the run (architecture, steps, ...): change it and the
-    entry is rebuilt.
+    entry is rebuilt. ``recipe``: the model's recipe version (bump it when its training
+    changes). A payload's ``"spec"`` (its architecture) is copied into the metadata.
     """
     preset = get_preset(preset)
     config = json.loads(json.dumps(config or {}))  # normalise tuples etc.
     payload_path, meta_path = entry_paths(name, preset.name, seed)
-    reason = "rebuild requested" if rebuild else _why_unusable(payload_path, meta_path, config)
+    reason = "rebuild requested" if rebuild else _why_unusable(payload_path, meta_path, config, recipe)
     if reason is None:
         try:
             return load_checkpoint(payload_path)
@@ -105,6 +109,8 @@ def load_or_train(
             "data_source": payload.get("data_source"),
             "library_version": course_lib.__version__,
             "config": config,
+            "recipe": recipe,
+            "spec": payload.get("spec"),
             "sha256": _sha256(payload_path),
         },
         meta_path,

@@ -1,6 +1,8 @@
 """Notebook 03's widgets and pure functions, headless: set ``.value`` on a control or press
 a button, check ``.state`` and the output."""
 import io
+import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import matplotlib
@@ -13,6 +15,8 @@ from course_lib.diffaugment import diff_augment
 from course_lib.experiments import Recording, load_recording
 from course_lib.plotting import image_grid
 from course_lib.widgets import augment as A
+
+ROOT = Path(__file__).resolve().parents[1]
 
 matplotlib.use("Agg")
 
@@ -164,15 +168,25 @@ def test_leak_indicators_see_each_augmentation():
     assert A.leak_indicators(diff_augment(centred, "color", generator=g()))["cast_spread"] > 0.1
 
 
-# --- the benchmark, reused -------------------------------------------------------------------
+# --- DiffAugment's cost, measured by the library ------------------------------------------------
 
-def test_measure_augment_overhead_runs_the_benchmark_and_keeps_threads():
+def test_measure_augment_overhead_measures_and_keeps_threads():
     threads = torch.get_num_threads()
     result = A.measure_augment_overhead(batch=4, width=4, repeats=1, warmup=0, threads=1)
     assert torch.get_num_threads() == threads
     assert result["batch"] == 4 and result["ngf"] == 4 and result["threads"] == 1
     assert 0 < result["augment_fraction"] and result["step_ms"] > 0
-    assert "bench_diffaugment.py" in result["source"]
+    with pytest.raises(ValueError, match="repeats"):
+        A.measure_augment_overhead(repeats=0)
+
+
+def test_the_benchmark_script_is_the_library_function(tmp_path):
+    import runpy
+
+    bench = runpy.run_path(str(ROOT / "benchmarks" / "bench_diffaugment.py"))
+    result = bench["main"](["--batch", "4", "--width", "4", "--repeats", "1", "--warmup", "0",
+                            "--threads", "1", "--out", str(tmp_path / "d.json")])
+    assert json.loads((tmp_path / "d.json").read_text())["augment_fraction"] == result["augment_fraction"]
 
 
 def test_saved_benchmark_reads_json_or_none(tmp_path):
@@ -180,11 +194,6 @@ def test_saved_benchmark_reads_json_or_none(tmp_path):
     path = tmp_path / "diffaugment.json"
     path.write_text('{"augment_fraction": 0.05}')
     assert A.saved_benchmark(path) == {"augment_fraction": 0.05}
-
-
-def test_load_benchmark_says_where_the_script_is(tmp_path):
-    with pytest.raises(FileNotFoundError, match="benchmarks"):
-        A.load_benchmark(tmp_path / "benchmarks" / "bench_diffaugment.py")
 
 
 # --- the live re-run button --------------------------------------------------------------------

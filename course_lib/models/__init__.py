@@ -1,11 +1,20 @@
-"""GAN models: DCGAN (32x32 and 64x64) and the CycleGAN ResNet generator."""
-from course_lib.models.cyclegan import ResnetBlock, ResnetGenerator, load_cyclegan_generator
+"""GAN models: DCGAN (32x32 and 64x64), CycleGAN's generator and PatchGAN discriminator,
+and the registry that rebuilds any of them from a checkpoint's architecture spec."""
+from course_lib.models.cyclegan import (NLayerDiscriminator, ResnetBlock, ResnetGenerator,
+                                        init_weights, load_cyclegan_generator)
 from course_lib.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from course_lib.models.registry import MODEL_CLASSES, build_model, model_spec, register_model
 
 __all__ = [
     "DCGANGenerator",
     "DCGANDiscriminator",
     "ResnetBlock",
     "ResnetGenerator",
+    "NLayerDiscriminator",
+    "init_weights",
     "load_cyclegan_generator",
+    "MODEL_CLASSES",
+    "register_model",
+    "model_spec",
+    "build_model",
 ]
