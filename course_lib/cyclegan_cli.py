@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="embedded",
                         help="embedded (default), horse2zebra (once fetched), or a folder with "
                              "trainA/ trainB/ testA/ testB/")
-    parser.add_argument("--size", type=whole_number("--size", 16, 1024, " (a multiple of 4)"),
+    parser.add_argument("--size", type=whole_number("--size", 32, 1024, multiple_of=4),
                         default=None, help="image size, a multiple of 4 (default: the preset's)")
     add_common_arguments(parser, batch_help="global batch size (default: the preset's, 1 as in "
                                             "the paper); under torchrun a multiple of the "
@@ -42,9 +42,6 @@ def run(args) -> int:
 
     preset = get_preset(args.preset)
     size = args.size or preset.cyclegan.image_size
-    if size % 4:
-        raise ValueError(f"--size must be a multiple of 4 (the generator halves the size twice), "
-                         f"got {size}")
     data_dir = args.data if Path(args.data).expanduser().is_dir() else None
 
     def train(dist, out) -> int:

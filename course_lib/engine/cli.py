@@ -25,13 +25,15 @@ MAX_STEPS = 10_000_000
 OUTPUT_NAMES = ("checkpoint.pt", "samples.png", "history.json", "summary.json")
 
 
-def whole_number(flag: str, low: int, high: int, what: str = "") -> Callable[[str], int]:
-    """An argparse type for ``flag``: an integer in [low, high] (``1e4`` is accepted as
-    10000). argparse names the flag in its message."""
+def whole_number(flag: str, low: int, high: int, multiple_of: int = 1) -> Callable[[str], int]:
+    """An argparse type for ``flag``: an integer in [low, high], a multiple of
+    ``multiple_of`` (``1e4`` is accepted as 10000). argparse names the flag in its message."""
+    what = f" (a multiple of {multiple_of})" if multiple_of > 1 else ""
+
     def parse(text: str) -> int:
         try:
             value = float(text)
-            ok = math.isfinite(value) and value == int(value)
+            ok = math.isfinite(value) and value == int(value) and int(value) % multiple_of == 0
         except ValueError:
             ok = False
         if not ok or not low <= value <= high:

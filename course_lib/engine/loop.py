@@ -338,15 +338,20 @@ def fit(task: Task, *, steps: int, out_dir: str | Path | None = None, resume: bo
         rng = dist.gather({name: g.get_state() for name, g in gens.items()})
         if ckpt_path is None or not dist.is_main:
             return
-        config = dict(spec["config"], steps=steps)
-        atomic_torch_save({
-            "spec": dict(spec, config=config), "step": step, "world_size": dist.world_size,
-            "models": run.state_dicts(),
+        state = {
+            "spec": dict(spec, config=dict(spec["config"], steps=steps)), "step": step,
+            "world_size": dist.world_size, "models": run.state_dicts(),
             "optimizers": {name: o.state_dict() for name, o in optimizers.items()},
             "scaler": ctx.scaler.state_dict() if ctx.scaler.is_enabled() else None,
             "rng": rng, "task_state": task.state_dict(), "history": history,
             "data_source": task.data_source, "library_version": course_lib.__version__,
-        }, ckpt_path)
+        }
+        try:
+            atomic_torch_save(state, ckpt_path)   # written aside, then renamed: never half a file
+        except OSError as exc:
+            raise ValueError(f"could not write {ckpt_path} ({exc.strerror or exc}); the checkpoint "
+                             f"there before is unchanged: free some space or choose another "
+                             f"--out") from None
 
     def evaluate(step: int):
         if dist.is_main:

@@ -77,6 +77,10 @@ class CycleGANConfig:
         if self.image_size % 4:
             raise ValueError(f"image_size must be a multiple of 4 (two downsamplings), got "
                              f"{self.image_size}")
+        smallest = 3 * 2 ** self.n_layers_d      # the PatchGAN's last maps need 2x2 or more
+        if self.image_size < smallest:
+            raise ValueError(f"image_size {self.image_size} is too small for a PatchGAN of "
+                             f"{self.n_layers_d} layers: use at least {smallest}")
 
     @classmethod
     def from_preset(cls, preset: Preset, **changes) -> "CycleGANConfig":
