@@ -20,7 +20,8 @@ A **task** is a small object that knows one model family. To add a model to the 
    every checkpoint carries the architecture and :func:`course_lib.engine.load_model`
    rebuilds any role from the file alone; ``ema_roles`` names EMA copies the loop keeps;
 2. prepares what it needs before training: ``setup(models, ctx)`` (load a teacher or
-   pretrained weights, freeze layers, check its data against the world size);
+   pretrained weights, freeze layers, check its data against the world size); a role it
+   freezes entirely (a teacher) stays in eval mode and outside DDP;
 3. makes its optimisers: ``optimizers(models)`` (and optionally ``lr_factor(step)``);
 4. draws a batch with the loop's per-rank generators: ``batch(ctx)``;
 5. takes one training step: ``train_step(batch, models, optimizers, ctx)``, running its
@@ -277,8 +278,13 @@ def fit(task: Task, *, steps: int, out_dir: str | Path | None = None, resume: bo
             for i, name in enumerate(task.rng_streams)}
     ctx = StepContext(dev, prec, dist, gens, prec.grad_scaler())
     task.setup(models, ctx)
-    for m in models.values():
+    # A role the task froze entirely in setup (a distillation teacher) is not trained: it
+    # stays in eval mode and outside DDP.
+    trained = [r for r in trained if any(p.requires_grad for p in models[r].parameters())]
+    for r, m in models.items():
         m.to(dev)
+        if r not in trained:
+            m.eval()
     for ema_role, (source, _) in task.ema_roles.items():
         models[ema_role] = copy.deepcopy(models[source]).eval()
         models[ema_role].requires_grad_(False)
