@@ -46,7 +46,8 @@ def fake_recording(fds: dict, gaps: dict | None = None) -> Recording:
                          "history": {"eval_step": [10, 20], "acc_train": [0.5, 0.5 + gap],
                                      "acc_heldout": [0.5, 0.5], "gap": [0.0, gap], "fd": [fd + 1, fd]},
                          "final": {"fd": fd, "gap": gap}})
-    return Recording(preset="test", feature_extractor="FD, test features",
+    return Recording(track="cifar", factors=("fraction", "augment"), preset="test",
+                     feature_extractor="FD, test features",
                      data_source="test pattern; made up", runs=runs, samples={})
 
 
@@ -107,8 +108,8 @@ def test_summarize_and_headline_figures_average_over_seeds():
     assert (s.mean, s.std, s.low, s.high, s.n) == (12.0, 2.0, 10.0, 14.0, 3)
     assert table[(1.0, "none")].std == 0.0          # one seed: no spread
     h = A.headline_figures(rec, 0.1)
-    assert h["fid_none"] == 12.0 and h["fid_diffaugment"] == 7.0
-    assert h["fid_relative_improvement"] == pytest.approx(5 / 12)
+    assert h["fd_none"] == 12.0 and h["fd_diffaugment"] == 7.0
+    assert h["fd_relative_improvement"] == pytest.approx(5 / 12)
     assert h["d_gap_none"] == pytest.approx(0.4) and h["d_gap_diffaugment"] == pytest.approx(0.1)
     assert h["n_seeds"] == 3
     with pytest.raises(KeyError, match="20%"):
