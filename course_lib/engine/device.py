@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
+from torch import nn
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -94,3 +96,18 @@ def resolve_precision(name: str, device: torch.device) -> Precision:
                          f"--precision fp32 (or auto)")
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
     return Precision(name, device.type, dtype)
+
+
+@torch.no_grad()
+def run_in_chunks(model: nn.Module, inputs: torch.Tensor, batch_size: int = 250,
+                  prepare: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """``model(inputs)`` a chunk at a time on the model's device, returned as float on the
+    CPU (sampling or translating a whole evaluation set without holding its activations).
+    ``prepare`` converts each chunk first (e.g. uint8 images to floats)."""
+    device = next(model.parameters()).device
+    out = []
+    for i in range(0, len(inputs), batch_size):
+        chunk = inputs[i:i + batch_size]
+        chunk = prepare(chunk) if prepare is not None else chunk
+        out.append(model(chunk.to(device)).float().cpu())
+    return torch.cat(out)

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib import losses
+from course_lib.engine.device import run_in_chunks
 from course_lib.engine.loop import Run, StepContext, Task, fit
 from course_lib.metrics import Reference
 from course_lib.models.cyclegan import NLayerDiscriminator, ResnetGenerator, init_weights
@@ -198,16 +199,10 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
     return images.float().div(127.5).sub(1.0) if images.dtype == torch.uint8 else images
 
 
-@torch.no_grad()
 def translate(G: nn.Module, images: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
     """G applied to ``images`` [N, 3, S, S] in [-1, 1] (float or uint8), in chunks, on the
     CPU. G is used as it is (CycleGAN's instance norm behaves the same in both modes)."""
-    device = next(G.parameters()).device
-    out = []
-    for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size]
-        out.append(G(to_float(x).to(device)).float().cpu())
-    return torch.cat(out)
+    return run_in_chunks(G, images, batch_size, prepare=to_float)
 
 
 # --- the task -------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from torch import nn
 
 from course_lib import losses
 from course_lib.diffaugment import diff_augment
+from course_lib.engine.device import run_in_chunks
 from course_lib.engine.loop import Run, StepContext, Task, fit
 from course_lib.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from course_lib.models.registry import build_model, model_spec
@@ -165,13 +166,10 @@ def fixed_latents(n: int, z_dim: int, seed: int = 1234) -> torch.Tensor:
     return torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
 
 
-@torch.no_grad()
 def generate(G: nn.Module, z: torch.Tensor, batch_size: int = 250) -> torch.Tensor:
     """G's images for latents ``z`` [n, z_dim], in chunks, on the CPU: [n, 3, S, S].
     G is used as it is (switch it to eval mode first to sample)."""
-    device = next(G.parameters()).device
-    return torch.cat([G(z[i:i + batch_size].to(device)).float().cpu()
-                      for i in range(0, len(z), batch_size)])
+    return run_in_chunks(G, z, batch_size)
 
 
 # --- the models -------------------------------------------------------------------------
