@@ -12,7 +12,7 @@ The tasks live in :mod:`course_lib.tasks`; model classes register in
 :mod:`course_lib.models.registry`.
 """
 from course_lib.engine.checkpoint import load_model, load_models, make_spec, read_spec
-from course_lib.engine.device import resolve_device, resolve_precision
+from course_lib.engine.device import resolve_device, resolve_precision, run_in_chunks
 from course_lib.engine.distributed import Distributed, init_from_env
 from course_lib.engine.ema import ema_decay, update_ema
 from course_lib.engine.loop import Run, StepContext, Task, fit
@@ -23,6 +23,6 @@ __all__ = [
     "fit", "Task", "StepContext", "Run",
     "load_model", "load_models", "read_spec", "make_spec",
     "register_model", "model_spec", "build_model",
-    "resolve_device", "resolve_precision", "Distributed", "init_from_env",
+    "resolve_device", "resolve_precision", "run_in_chunks", "Distributed", "init_from_env",
     "ema_decay", "update_ema", "check_out_dir", "RunLock",
 ]
