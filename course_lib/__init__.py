@@ -6,7 +6,10 @@ One module per idea (see README.md for the map):
 - ``models``      DCGAN and CycleGAN generators/discriminators
 - ``losses``      GAN losses
 - ``diffaugment`` Differentiable Augmentation
-- ``train``       the GAN training loop
+- ``engine``      the one training loop: devices, torchrun/DDP, checkpoints, load_model
+- ``tasks``       what is model-specific in training (DCGAN, CycleGAN, ...)
+- ``train``       DCGAN training, the names the notebooks use
+- ``recording``   recorded compared runs: summaries over seeds, verdicts
 - ``monitor``     discriminator-overfitting monitor
 - ``metrics``     FID/KID, precision/recall, density/coverage
 - ``compress``    MACs/params profiling, quantization, pruning

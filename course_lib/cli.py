@@ -13,12 +13,20 @@ import sys
 COMMANDS = {
     "data": ("course_lib.data.cli", "list, fetch and verify datasets and weights"),
     "train-gan": ("course_lib.train_cli", "train a DCGAN (optionally with DiffAugment)"),
+    "train-cyclegan": ("course_lib.cyclegan_cli", "train a CycleGAN (unpaired A <-> B translation)"),
     "zoo": ("course_lib.zoo_cli", "list or clear the cache of trained models"),
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: the flag, what was wrong, where to look."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m course_lib",
         description="Efficient GANs — a hands-on workbook. Library commands.",
     )
@@ -33,7 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:          # --help, or an argument refused by its check
+        return exc.code if isinstance(exc.code, int) else 2
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2

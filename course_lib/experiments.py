@@ -1,9 +1,10 @@
-"""The standard runs the notebooks compare, and their recordings.
+"""The standard runs the CIFAR track compares (notebooks 01-03), and their recording.
 
 Notebooks 02 and 03 compare many training runs (data fractions x augmentation
 strategies x seeds): far more than fit in a 5-minute class. They show *recorded* runs —
 curves and sample grids made by this module with the class preset and shipped in
-``course_lib/recorded/`` — and re-run one live on demand. Recreate the recordings with::
+``course_lib/recorded/`` (the ``cifar`` track of :mod:`course_lib.recording`) — and
+re-run one live on demand. Recreate the recordings with::
 
     python -m course_lib.experiments --preset class
 
@@ -12,20 +13,15 @@ Every run also goes through the model zoo, so a re-run of a notebook is fast.
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from course_lib import zoo
-from course_lib.metrics import default_extractor, frechet_distance
+from course_lib import recording, zoo
+from course_lib.metrics import Reference
 from course_lib.presets import Preset, get_preset
-from course_lib.train import TrainConfig, TrainResult, fixed_latents, stack_images, train_gan
+from course_lib.recording import RECORDED_DIR, Recording, record_runs
+from course_lib.train import TrainConfig, TrainResult, fixed_latents, generate, stack_images, train_gan
 
-RECORDED_DIR = Path(__file__).parent / "recorded"
 FRACTIONS = (1.0, 0.2, 0.1)
 STRATEGY_LABELS = {
     "none": "no augmentation",
@@ -33,52 +29,27 @@ STRATEGY_LABELS = {
     "d_step_only": "augment in D step only",
     "diffaugment": "DiffAugment",
 }
+# Bump when the training of these runs changes, so their zoo entries are retrained.
+# 2: the monitor's reals are drawn across the sets (not the first 256); r_t_batch is logged.
+RECIPE = 2
 
-
-@dataclass
-class Reference:
-    """Feature statistics of real images that generated samples are compared with."""
-    extractor: object
-    mu: np.ndarray
-    sigma: np.ndarray
-    n: int
-
-    @property
-    def label(self) -> str:
-        return self.extractor.name
-
-    def distance(self, images: torch.Tensor) -> float:
-        """Fréchet distance between ``images`` [N, 3, H, W] and the reference."""
-        mu, sigma = feature_stats(self.extractor, images)
-        return float(frechet_distance(mu, sigma, self.mu, self.sigma))
-
-
-def feature_stats(extractor, images: torch.Tensor, batch_size: int = 250) -> tuple[np.ndarray, np.ndarray]:
-    feats = np.concatenate([extractor(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
-    return feats.mean(axis=0), np.cov(feats, rowvar=False)
+__all__ = ["FRACTIONS", "STRATEGY_LABELS", "RECORDED_DIR", "Recording", "Reference",
+           "cifar_reference", "fd_eval_fn", "run_name", "cifar_run", "recording_plan", "record",
+           "load_recording"]
 
 
 def cifar_reference(preset: Preset, extractor=None) -> Reference:
-    """Statistics of ``preset.n_eval`` test images of the CIFAR track (never trained on)."""
+    """Statistics of the first ``preset.cifar.n_eval`` test images of the CIFAR track (never
+    trained on; the recordings were measured against these)."""
     from course_lib.data import cifar10
 
-    extractor = extractor or default_extractor()
-    images = stack_images(cifar10(split="test"), limit=preset.n_eval)
-    mu, sigma = feature_stats(extractor, images)
-    return Reference(extractor, mu, sigma, len(images))
+    return Reference.of(stack_images(cifar10(split="test"), limit=preset.cifar.n_eval), extractor)
 
 
 def fd_eval_fn(reference: Reference, n_samples: int, seed: int = 777):
     """An ``eval_fn`` for :func:`train_gan` that adds ``fd`` of G's fixed samples."""
-    z = None
-
     def evaluate(G) -> dict:
-        nonlocal z
-        if z is None:
-            z = fixed_latents(n_samples, G.z_dim, seed)
-        with torch.no_grad():
-            fakes = torch.cat([G(z[i:i + 250]) for i in range(0, n_samples, 250)])
-        return {"fd": reference.distance(fakes)}
+        return {"fd": reference.distance(generate(G, fixed_latents(n_samples, G.z_dim, seed)))}
 
     return evaluate
 
@@ -91,54 +62,39 @@ def cifar_run(fraction: float, augment: str, seed: int = 0, preset: str | Preset
               policy: str = "color,translation,cutout", reference: Reference | None = None,
               progress: bool = True, steps: int | None = None) -> TrainResult:
     """Train (or load from the zoo) a DCGAN on ``fraction`` of the CIFAR track for ``steps``
-    steps (default: the preset's ``compare_steps``, the length of the recorded runs).
+    steps (default: the preset's ``cifar.compare_steps``, the length of the recorded runs).
 
     The history holds D's accuracy on training vs held-out reals, r_t and the Fréchet
     distance to the test images, evaluated 20 times over the run (or every
-    ``preset.eval_every`` steps, if that is rarer).
+    ``preset.cifar.eval_every`` steps, if that is rarer).
     """
     from course_lib.data import cifar10
 
     preset = get_preset(preset)
-    steps = steps or preset.compare_steps
+    steps = steps or preset.cifar.compare_steps
     config = TrainConfig.from_preset(preset, augment=augment, policy=policy, seed=seed, steps=steps,
-                                     eval_every=max(preset.eval_every, steps // 20))
+                                     eval_every=max(preset.cifar.eval_every, steps // 20))
 
     def train(p: Preset, s: int) -> dict:
         ref = reference or cifar_reference(p)
         data = cifar10(fraction=fraction, split="train", seed=s)
         heldout = cifar10(split="heldout")
         started = time.perf_counter()
-        result = train_gan(data, config, heldout=heldout, eval_fn=fd_eval_fn(ref, p.n_eval),
-                           progress=progress)
+        result = train_gan(data, config, heldout=heldout, eval_fn=fd_eval_fn(ref, p.cifar.n_eval),
+                           progress=progress, preset=p.name)
         payload = result.to_payload()
         payload.update(feature_extractor=ref.label, n_train=len(data),
                        seconds=round(time.perf_counter() - started, 1))
         return payload
 
     payload = zoo.load_or_train(run_name(fraction, augment), train, preset=preset, seed=seed,
-                                config={**config.as_dict(), "fraction": fraction})
-    result = TrainResult.from_payload(payload)
-    result.feature_extractor = payload.get("feature_extractor", "")
-    result.n_train = payload.get("n_train")
-    result.seconds = payload.get("seconds")  # training time, wherever it was trained
-    return result
-
-
-# --- recordings shipped with the library ----------------------------------------------
-
-def _thin_losses(history: dict, every: int = 10) -> dict:
-    """Keep every ``every``-th per-step loss (the recordings stay small); evaluations stay whole."""
-    return {k: (v[::every] if k in ("step", "loss_d", "loss_g") else v) for k, v in history.items()}
-
-
-def _grid_u8(images: torch.Tensor) -> np.ndarray:
-    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+                                config={**config.as_dict(), "fraction": fraction}, recipe=RECIPE)
+    return TrainResult.from_payload(payload)
 
 
 def recording_plan(preset: Preset, strategies_at_10pct=("real_only", "d_step_only")) -> list[tuple]:
     """(fraction, strategy, seed) of every recorded run, the most important first."""
-    plan = [(0.1, a, s) for s in range(preset.n_seeds) for a in ("none", "diffaugment")]
+    plan = [(0.1, a, s) for s in range(preset.cifar.n_seeds) for a in ("none", "diffaugment")]
     plan += [(0.1, a, 0) for a in strategies_at_10pct if a not in ("none", "diffaugment")]
     plan += [(f, a, 0) for f in FRACTIONS if f != 0.1 for a in ("none", "diffaugment")]
     return plan
@@ -148,77 +104,36 @@ def record(preset: str | Preset = "class", out_dir: str | Path | None = None, n_
            strategies_at_10pct=("none", "real_only", "d_step_only", "diffaugment")) -> Path:
     """Run the comparison grid and save its curves and samples to ``out_dir``.
 
-    The grid: fractions {100%, 20%, 10%} x {none, diffaugment}, with ``preset.n_seeds``
+    The grid: fractions {100%, 20%, 10%} x {none, diffaugment}, with ``preset.cifar.n_seeds``
     seeds at 10% (where the comparison is closest and matters most) and seed 0 elsewhere,
     plus the two failing strategies at 10% (seed 0). Writes ``runs.json`` (configs,
     histories, final figures) and ``samples.npz`` (uint8 [n_samples, 3, H, W] of each
-    run's fixed latents at the end).
+    run's fixed latents at the end), through :func:`course_lib.recording.record_runs`.
     """
-    preset = get_preset(preset)
-    out_dir = Path(out_dir) if out_dir else RECORDED_DIR / preset.name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    reference = cifar_reference(preset)
-    plan = recording_plan(preset, strategies_at_10pct)
-    runs, samples = [], {}
-    for fraction, augment, seed in plan:
-        result = cifar_run(fraction, augment, seed, preset, reference=reference)
-        key = f"{run_name(fraction, augment)}-s{seed}"
-        runs.append({
-            "key": key, "fraction": fraction, "augment": augment, "seed": seed,
-            "n_train": result.n_train, "history": _thin_losses(result.history),
-            "final": {k: v[-1] for k, v in result.history.items() if v and k != "eval_step"},
-            "seconds": result.seconds,  # None for runs trained before the zoo kept the time
-        })
-        samples[key] = _grid_u8(result.sample(n_samples))
-        print(f"{key}: fd {runs[-1]['final'].get('fd', float('nan')):.2f}, "
-              f"gap {runs[-1]['final'].get('gap', float('nan')):.3f}")
     from course_lib.data import cifar10
-    meta = {"preset": preset.name, "feature_extractor": reference.label,
-            "data_source": cifar10(split="test").source, "runs": runs}
-    from course_lib.fileio import atomic_path
-    with atomic_path(out_dir / "runs.json") as tmp:
-        tmp.write_text(json.dumps(meta, indent=1))
-    with atomic_path(out_dir / "samples.npz") as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **samples)
-    return out_dir
 
+    preset = get_preset(preset)
+    reference = cifar_reference(preset)
+    plan = [{"fraction": f, "augment": a, "seed": s}
+            for f, a, s in recording_plan(preset, strategies_at_10pct)]
 
-@dataclass
-class Recording:
-    """Recorded runs: ``runs`` (list of dicts as written by :func:`record`) and samples."""
-    preset: str
-    feature_extractor: str
-    data_source: str
-    runs: list
-    samples: dict
+    def train(fraction, augment, seed):
+        return cifar_run(fraction, augment, seed, preset, reference=reference)
 
-    def find(self, fraction: float, augment: str, seed: int = 0) -> dict:
-        for run in self.runs:
-            if abs(run["fraction"] - fraction) < 1e-9 and run["augment"] == augment and run["seed"] == seed:
-                return run
-        raise KeyError(f"no recorded run with fraction={fraction}, augment={augment!r}, seed={seed}")
+    def describe(run, final):
+        return (f"{run['key']}: fd {final.get('fd', float('nan')):.2f}, "
+                f"gap {final.get('gap', float('nan')):.3f}")
 
-    def images(self, run: dict) -> torch.Tensor:
-        """The run's final samples as floats in [-1, 1]."""
-        return torch.from_numpy(self.samples[run["key"]]).float() / 127.5 - 1
-
-    def mean_final(self, fraction: float, augment: str, key: str) -> float:
-        values = [r["final"][key] for r in self.runs
-                  if abs(r["fraction"] - fraction) < 1e-9 and r["augment"] == augment]
-        return float(np.mean(values))
+    rec = record_runs("cifar", plan, train, preset=preset.name,
+                      feature_extractor=reference.label,
+                      data_source=cifar10(split="test").source, out_dir=out_dir,
+                      n_samples=n_samples, describe=describe)
+    return Path(out_dir) if out_dir else RECORDED_DIR / rec.preset
 
 
 def load_recording(preset: str = "class", directory: str | Path | None = None) -> Recording:
-    directory = Path(directory) if directory else RECORDED_DIR / preset
-    path = directory / "runs.json"
-    if not path.exists():
-        raise FileNotFoundError(f"no recorded runs in {directory}: make them with "
-                                f"`python -m course_lib.experiments --preset {preset}`")
-    meta = json.loads(path.read_text())
-    with np.load(directory / "samples.npz") as npz:
-        samples = {k: npz[k] for k in npz.files}
-    return Recording(meta["preset"], meta["feature_extractor"], meta["data_source"], meta["runs"], samples)
+    """The CIFAR-track recording (``course_lib/recorded/<preset>/runs.json``)."""
+    return recording.load_recording("cifar", preset, directory)
 
 
 def main(argv=None) -> int:

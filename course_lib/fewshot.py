@@ -34,21 +34,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
-import json
-import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from course_lib import zoo
-from course_lib.experiments import RECORDED_DIR, Reference, _grid_u8, _thin_losses, feature_stats
-from course_lib.metrics import default_extractor, kid
+from course_lib import recording, zoo
+from course_lib.metrics import Reference, feature_stats, frechet_distance, kid
 from course_lib.models.dcgan import SIZES
-from course_lib.presets import PRESETS, Preset, get_preset, with_overrides
-from course_lib.train import TrainConfig, TrainResult, fixed_latents, stack_images, train_gan
+from course_lib.presets import FewShotSettings, Preset, get_preset
+from course_lib.recording import RECORDED_DIR, Recording, record_runs
+from course_lib.train import (TrainConfig, TrainResult, fixed_latents, generate, images_of,
+                              train_gan)
 
 WAYS = ("baseline", "diffaugment", "finetune", "finetune_diffaugment")
 WAY_LABELS = {
@@ -58,68 +56,23 @@ WAY_LABELS = {
     "finetune_diffaugment": "fine-tune + DiffAugment",
 }
 DEFAULT_SET = "100-shot-obama"
-RECORDING_STEM = "fewshot"       # recorded/<preset>/fewshot_runs.json, fewshot_samples.npz
-N_SEEDS = 2                      # seeds averaged in the comparison (fewer if the preset has fewer)
-# Preset values measured for the few-shot track (see notebook 04), applied with
-# ``with_overrides`` until ``presets.py`` carries them; a no-op once it does.
-PRESET_OVERRIDES = {"class": {"fewshot_steps": 400, "pretrain_steps": 300}}
-# Network width (ngf = ndf) of the few-shot DCGAN. A 64x64 DCGAN costs about 5x a 32x32
-# one at the same width, so the class preset halves the width to stay in budget.
-WIDTHS = {"ci": 8, "class": 16}
+# Bump when the training of these runs changes, so their zoo entries are retrained.
+RECIPE = 1
 
-
-@dataclass(frozen=True)
-class FewShotSettings:
-    """How the few-shot runs (and the model they fine-tune from) are trained."""
-    image_size: int
-    steps: int                  # steps of each few-shot run
-    pretrain_steps: int         # steps of the pretrained model
-    batch_size: int
-    width: int                  # ngf = ndf
-    lr_g: float
-    lr_d: float
-    lr_finetune: float          # learning rate (G and D) when fine-tuning
-    ema: float | None           # EMA decay of G; None: sample G itself (see settings_for)
-    freeze_d_layers: int        # FreezeD: D's conv layers kept fixed when fine-tuning
-    policy: str                 # DiffAugment policy
-    loss: str
-    n_eval: int                 # generated samples for FD/KID
-    eval_every: int
-    n_seeds: int
-
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
+__all__ = ["WAYS", "WAY_LABELS", "DEFAULT_SET", "FewShotSettings", "settings_for", "fewshot_data",
+           "pretrain_data", "images_of", "fingerprint", "training_set_reference", "evaluate",
+           "fewshot_eval_fn", "pretrain_config", "pretrained_model", "fewshot_config",
+           "fewshot_run", "record", "load_fewshot_recording", "make_demo_folder", "RECORDED_DIR"]
 
 
 def settings_for(preset: str | Preset | None = None, **changes) -> FewShotSettings:
-    """The few-shot settings of a preset; ``changes`` override single fields.
-
-    The DCGAN here supports 32x32 and 64x64 images, so a preset asking for more (the
-    ``full`` preset's 256) trains at 64x64, with a note.
-
-    Measured on the class preset (100 embedded faces, 64x64, width 16, batch 32):
-    at lr 2e-4 a run of 300 steps was still noise, at 5e-4 faces appear within 400
-    steps; an EMA generator (0.99) came out washed-out (its BatchNorm statistics are
-    copied from G, which has moved on), so few-shot runs sample G itself; and cutout
-    slowed learning at this budget, so the policy is ``color,translation``.
-    """
-    preset = get_preset(preset)
-    if preset.name in PRESET_OVERRIDES and preset == PRESETS.get(preset.name):  # the stock preset
-        preset = with_overrides(preset, **PRESET_OVERRIDES[preset.name])
-    size = preset.fewshot_size
-    if size not in SIZES:
-        size = max(s for s in SIZES if s <= size) if size > min(SIZES) else min(SIZES)
-        print(f"note: the course's DCGAN supports {SIZES} pixels; preset {preset.name!r} "
-              f"asks for {preset.fewshot_size}, so few-shot runs use {size}x{size}")
-    steps = preset.fewshot_steps
-    base = FewShotSettings(
-        image_size=size, steps=steps, pretrain_steps=preset.pretrain_steps,
-        batch_size=min(preset.batch_size, 32), width=WIDTHS.get(preset.name, preset.ngf),
-        lr_g=5e-4, lr_d=5e-4, lr_finetune=5e-4, ema=None, freeze_d_layers=0,
-        policy="color,translation", loss="hinge", n_eval=preset.n_eval,
-        eval_every=max(5, steps // 5), n_seeds=min(N_SEEDS, preset.n_seeds),
-    )
-    return dataclasses.replace(base, **changes)
+    """The few-shot settings of a preset (``preset.fewshot``, see
+    :class:`course_lib.presets.FewShotSettings`); ``changes`` override single fields."""
+    s = dataclasses.replace(get_preset(preset).fewshot, **changes)
+    if s.image_size not in SIZES:
+        raise ValueError(f"the course's DCGAN supports {SIZES} pixels, not image_size="
+                         f"{s.image_size}: choose one of those")
+    return s
 
 
 # --- data ----------------------------------------------------------------------------------
@@ -142,15 +95,6 @@ def pretrain_data(size: int = 64):
     return ds
 
 
-def images_of(data) -> torch.Tensor:
-    """Every image of a dataset (or a tensor) as float [N, 3, H, W] in [-1, 1]."""
-    if isinstance(data, torch.Tensor):
-        return data
-    if hasattr(data, "tensors"):
-        return data.tensors()
-    return stack_images(data)
-
-
 def fingerprint(images: torch.Tensor) -> str:
     """A short hash of the image values: a zoo entry trained on other images is another entry."""
     q = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).contiguous().numpy()
@@ -159,41 +103,24 @@ def fingerprint(images: torch.Tensor) -> str:
 
 # --- the reference the samples are compared with ------------------------------------------------
 
-@dataclass
-class TrainingSetReference(Reference):
-    """Features of the training images: FD (from :class:`Reference`) and KID against them."""
-    feats: np.ndarray | None = None
-
-    def kid(self, images: torch.Tensor, seed: int = 0):
-        """KID (mean, std over subsets) between ``images`` and the training images."""
-        fake = np.concatenate([self.extractor(images[i:i + 250]) for i in range(0, len(images), 250)])
-        return kid(self.feats, fake, n_subsets=50, seed=seed)
+def training_set_reference(images: torch.Tensor, extractor=None) -> Reference:
+    """The training images as a :class:`course_lib.metrics.Reference` that keeps its
+    features (FD and KID against the training set, as the low-shot papers measure)."""
+    return Reference.of(images, extractor, keep_features=True)
 
 
-def training_set_reference(images: torch.Tensor, extractor=None) -> TrainingSetReference:
-    extractor = extractor or default_extractor()
-    feats = np.concatenate([extractor(images[i:i + 250]) for i in range(0, len(images), 250)])
-    mu, sigma = feats.mean(axis=0), np.cov(feats, rowvar=False)
-    return TrainingSetReference(extractor, mu, sigma, len(images), feats)
-
-
-def evaluate(G, reference: TrainingSetReference, n_samples: int, seed: int = 777) -> dict:
+def evaluate(G, reference: Reference, n_samples: int, seed: int = 777) -> dict:
     """FD and KID of ``n_samples`` fixed-latent samples of G against the reference."""
-    z = fixed_latents(n_samples, G.z_dim, seed)
     was_training = G.training
-    G.eval()
-    with torch.no_grad():
-        fakes = torch.cat([G(z[i:i + 250]) for i in range(0, n_samples, 250)])
+    fakes = generate(G.eval(), fixed_latents(n_samples, G.z_dim, seed))
     G.train(was_training)
-    mu, sigma = feature_stats(reference.extractor, fakes)
-    from course_lib.metrics import frechet_distance
-
-    k = reference.kid(fakes)
-    return {"fd": float(frechet_distance(mu, sigma, reference.mu, reference.sigma)),
+    feats = reference.features(fakes)
+    k = kid(reference.feats, feats, n_subsets=50, seed=0)
+    return {"fd": float(frechet_distance(*feature_stats(feats), reference.mu, reference.sigma)),
             "kid": k.mean, "kid_std": k.std}
 
 
-def fewshot_eval_fn(reference: TrainingSetReference, n_samples: int):
+def fewshot_eval_fn(reference: Reference, n_samples: int):
     """An ``eval_fn`` for :func:`course_lib.train.train_gan` adding fd, kid and kid_std."""
     return lambda G: evaluate(G, reference, n_samples)
 
@@ -217,17 +144,15 @@ def pretrained_model(preset: str | Preset | None = None, settings: FewShotSettin
     def train(p: Preset, seed: int) -> dict:
         data = pretrain_data(s.image_size)
         started = time.perf_counter()
-        result = train_gan(data, config, progress=progress)
+        result = train_gan(data, config, progress=progress, preset=p.name)
         payload = result.to_payload()
         payload.update(n_train=len(data), seconds=round(time.perf_counter() - started, 1))
         return payload
 
     payload = zoo.load_or_train(f"dcgan-pretrain-cifar-{s.image_size}px", train, preset=preset,
-                                seed=0, config={**config.as_dict(), "data": "cifar10 train"})
-    result = TrainResult.from_payload(payload)
-    result.n_train = payload.get("n_train")
-    result.seconds = payload.get("seconds")
-    return result
+                                seed=0, config={**config.as_dict(), "data": "cifar10 train"},
+                                recipe=RECIPE)
+    return TrainResult.from_payload(payload)
 
 
 # --- one few-shot run --------------------------------------------------------------------
@@ -246,7 +171,7 @@ def fewshot_config(way: str, s: FewShotSettings, seed: int = 0) -> TrainConfig:
 
 def fewshot_run(way: str, seed: int = 0, preset: str | Preset | None = None, data=None,
                 settings: FewShotSettings | None = None,
-                reference: TrainingSetReference | None = None, use_zoo: bool = True,
+                reference: Reference | None = None, use_zoo: bool = True,
                 progress: bool = True) -> TrainResult:
     """Train (or load from the zoo) one of the four :data:`WAYS` on ``data``.
 
@@ -270,7 +195,7 @@ def fewshot_run(way: str, seed: int = 0, preset: str | Preset | None = None, dat
         started = time.perf_counter()
         result = train_gan(images, config, eval_fn=fewshot_eval_fn(ref, s.n_eval),
                            init_from=init, freeze_d_layers=s.freeze_d_layers if finetune else 0,
-                           progress=progress)
+                           progress=progress, preset=p.name)
         payload = result.to_payload()
         payload.update(feature_extractor=ref.label, n_train=len(images), data_source=source,
                        seconds=round(time.perf_counter() - started, 1))
@@ -281,15 +206,10 @@ def fewshot_run(way: str, seed: int = 0, preset: str | Preset | None = None, dat
                  "pretrain": pretrain_config(s).as_dict() if finetune else None}
     if use_zoo:
         payload = zoo.load_or_train(f"fewshot-{way}", train, preset=preset, seed=seed,
-                                    config=described)
+                                    config=described, recipe=RECIPE)
     else:
         payload = train(preset, seed)
-    result = TrainResult.from_payload(payload)
-    result.feature_extractor = payload.get("feature_extractor", "")
-    result.n_train = payload.get("n_train")
-    result.data_source = payload.get("data_source", source)
-    result.seconds = payload.get("seconds")
-    return result
+    return TrainResult.from_payload(payload)
 
 
 # --- recordings shipped with the library ----------------------------------------------------
@@ -300,11 +220,11 @@ def record(preset: str | Preset = "class", out_dir: str | Path | None = None, n_
 
     Writes ``fewshot_runs.json`` (settings, histories, final figures, seconds) and
     ``fewshot_samples.npz`` (uint8 [n_samples, 3, S, S] of each run's fixed latents at the
-    end, and of the pretrained model) into ``out_dir`` (default recorded/<preset>/).
+    end, and of the pretrained model) into ``out_dir`` (default recorded/<preset>/), through
+    :func:`course_lib.recording.record_runs`.
     """
     preset = get_preset(preset)
     s = settings or settings_for(preset)
-    out_dir = Path(out_dir) if out_dir else RECORDED_DIR / preset.name
     data = fewshot_data(size=s.image_size)
     images = images_of(data)
     reference = training_set_reference(images)
@@ -312,92 +232,24 @@ def record(preset: str | Preset = "class", out_dir: str | Path | None = None, n_
     pretrain = {"steps": s.pretrain_steps, "seconds": pre.seconds,
                 "data_source": pretrain_data(s.image_size).source,
                 "final": evaluate(pre.G_eval, reference, s.n_eval)}
-    samples = {"pretrained": _grid_u8(pre.sample(n_samples))}
-    runs = []
-    for way in ways:
-        for seed in range(s.n_seeds):
-            result = fewshot_run(way, seed, preset, data=data, settings=s, reference=reference)
-            key = f"{way}-s{seed}"
-            runs.append({
-                "key": key, "way": way, "seed": seed, "n_train": result.n_train,
-                "history": _thin_losses(result.history),
-                "final": {k: v[-1] for k, v in result.history.items() if v and k != "eval_step"},
-                "seconds": result.seconds,     # training time (the run may come from the zoo)
-            })
-            samples[key] = _grid_u8(result.sample(n_samples))
-            f = runs[-1]["final"]
-            print(f"{key}: fd {f['fd']:.2f}, kid {f['kid'] * 1e3:.2f}e-3 ({runs[-1]['seconds']} s)")
-    meta = {"preset": preset.name, "feature_extractor": reference.label,
-            "data_source": data.source, "n_train": len(images), "settings": s.as_dict(),
-            "pretrain": pretrain, "runs": runs,
-            "machine": {"torch_threads": torch.get_num_threads(),
-                        "load_average": [round(x, 2) for x in os.getloadavg()]}}
-    from course_lib.fileio import atomic_path
+    plan = [{"way": way, "seed": seed} for way in ways for seed in range(s.n_seeds)]
 
-    with atomic_path(out_dir / f"{RECORDING_STEM}_runs.json") as tmp:
-        tmp.write_text(json.dumps(meta, indent=1))
-    with atomic_path(out_dir / f"{RECORDING_STEM}_samples.npz") as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **samples)
-    return out_dir
+    def train(way, seed):
+        return fewshot_run(way, seed, preset, data=data, settings=s, reference=reference)
+
+    def describe(run, f):
+        return f"{run['key']}: fd {f['fd']:.2f}, kid {f['kid'] * 1e3:.2f}e-3 ({run['seconds']} s)"
+
+    record_runs("fewshot", plan, train, preset=preset.name, feature_extractor=reference.label,
+                data_source=data.source, out_dir=out_dir, n_samples=n_samples,
+                meta={"n_train": len(images), "settings": s.as_dict(), "pretrain": pretrain},
+                extra_samples={"pretrained": pre.sample(n_samples)}, describe=describe)
+    return Path(out_dir) if out_dir else RECORDED_DIR / preset.name
 
 
-@dataclass
-class FewShotRecording:
-    """Recorded few-shot runs: ``runs`` (dicts as written by :func:`record`) and samples."""
-    preset: str
-    feature_extractor: str
-    data_source: str
-    settings: dict
-    pretrain: dict
-    runs: list
-    samples: dict
-
-    def find(self, way: str, seed: int = 0) -> dict:
-        for run in self.runs:
-            if run["way"] == way and run["seed"] == seed:
-                return run
-        raise KeyError(f"no recorded run with way={way!r}, seed={seed}")
-
-    def images(self, run_or_key) -> torch.Tensor:
-        """A run's (or "pretrained") final samples as floats [n, 3, S, S] in [-1, 1]."""
-        key = run_or_key if isinstance(run_or_key, str) else run_or_key["key"]
-        return torch.from_numpy(self.samples[key]).float() / 127.5 - 1
-
-    @property
-    def seeds(self) -> list[int]:
-        return sorted({r["seed"] for r in self.runs})
-
-    def mean_final(self, way: str, key: str) -> float:
-        values = [r["final"][key] for r in self.runs if r["way"] == way]
-        if not values:
-            raise KeyError(f"no recorded runs of {way!r}")
-        return float(np.mean(values))
-
-    def table(self) -> list[dict]:
-        """One row per way: mean FD and KID over the seeds, and each seed's values."""
-        rows = []
-        for way in WAYS:
-            runs = [r for r in self.runs if r["way"] == way]
-            if runs:
-                rows.append({"way": way, "label": WAY_LABELS[way], "n_seeds": len(runs),
-                             "fd": self.mean_final(way, "fd"), "kid": self.mean_final(way, "kid"),
-                             "fd_per_seed": [r["final"]["fd"] for r in runs],
-                             "kid_per_seed": [r["final"]["kid"] for r in runs]})
-        return rows
-
-
-def load_fewshot_recording(preset: str = "class", directory: str | Path | None = None) -> FewShotRecording:
-    directory = Path(directory) if directory else RECORDED_DIR / preset
-    path = directory / f"{RECORDING_STEM}_runs.json"
-    if not path.exists():
-        raise FileNotFoundError(f"no recorded few-shot runs in {directory}: make them with "
-                                f"`python -m course_lib.fewshot --preset {preset}`")
-    meta = json.loads(path.read_text())
-    with np.load(directory / f"{RECORDING_STEM}_samples.npz") as npz:
-        samples = {k: npz[k] for k in npz.files}
-    return FewShotRecording(meta["preset"], meta["feature_extractor"], meta["data_source"],
-                            meta["settings"], meta["pretrain"], meta["runs"], samples)
+def load_fewshot_recording(preset: str = "class", directory: str | Path | None = None) -> Recording:
+    """The few-shot recording (``course_lib/recorded/<preset>/fewshot_runs.json``)."""
+    return recording.load_recording("fewshot", preset, directory)
 
 
 # --- "your own 100 photos": a demo folder with the usual mess ------------------------------------

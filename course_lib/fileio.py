@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import tempfile
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -47,10 +49,55 @@ def atomic_write_json(obj, dest: str | os.PathLike) -> Path:
 
 def load_checkpoint(path: str | os.PathLike):
     """``torch.load`` with ``weights_only=True``: a checkpoint can hold tensors and plain
-    containers, never code."""
+    containers, never code. Errors are torch's own; :func:`read_checkpoint` explains them."""
     import torch
 
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used, as one line: which file, what is wrong with
+    it, and what to do. (A ValueError: the command line prints it without a traceback.)"""
+
+
+def read_checkpoint(path: str | os.PathLike, advice: str = "delete or replace it"):
+    """:func:`load_checkpoint`, with every way the file can be bad turned into one
+    :class:`CheckpointError` line that names ``path`` and ends with ``advice``.
+
+    A file that needs code to unpickle is refused, not loaded: this library never loads
+    checkpoints with ``weights_only=False``, and never suggests it.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file: {advice}")
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} does not exist: {advice}") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path} cannot be read ({exc.strerror}): {advice}") from None
+    if size == 0:
+        raise CheckpointError(f"{path} is empty (0 bytes; a copy or a write was cut short): "
+                              f"{advice}")
+    try:
+        return load_checkpoint(path)
+    except pickle.UnpicklingError as exc:
+        # torch names the class a pickle wants to import ("Unsupported global: GLOBAL
+        # posix.system"); other unpickling failures are a file that is no pickle at all.
+        if "global" in str(exc).lower():
+            raise CheckpointError(
+                f"{path} holds Python objects that only code could rebuild, so it is not "
+                f"loaded (a file that runs code on loading could do anything); it was not "
+                f"written by this library: {advice}") from None
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint (damaged, or another kind "
+                              f"of file): {advice}") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "central directory" in first or "zip archive" in first or isinstance(exc, EOFError):
+            what = "is truncated or damaged (an incomplete copy or download?)"
+        else:
+            what = f"is not a PyTorch checkpoint that loads ({first[:120]})"
+        raise CheckpointError(f"{path} {what}: {advice}") from None
 
 
 def user_cache_home() -> Path:

@@ -38,6 +38,26 @@ def monitor_from_logits(train_logits: torch.Tensor, heldout_logits: torch.Tensor
     }
 
 
+def spread_indices(total: int, n: int, seed: int = 4321) -> list[int]:
+    """``n`` of ``range(total)`` drawn at random, in increasing order (all if total <= n),
+    the same every time. Datasets here are often sorted (e.g. by source photograph), so
+    the first n items would all come from a few photographs."""
+    if total <= n:
+        return list(range(total))
+    keep = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n]
+    return keep.sort().values.tolist()
+
+
+def spread_subset(images, n: int, seed: int = 4321) -> torch.Tensor:
+    """``n`` images drawn across ``images`` (a tensor [N, 3, H, W] or a dataset whose items
+    are images or (image, label) pairs): the monitor's reals, as a tensor."""
+    keep = spread_indices(len(images), n, seed)
+    if isinstance(images, torch.Tensor):
+        return images if len(keep) == len(images) else images[keep]
+    items = [images[i] for i in keep]
+    return torch.stack([it[0] if isinstance(it, (tuple, list)) else it for it in items])
+
+
 @torch.no_grad()
 def logits(D: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """D's logits for ``images`` [N, 3, H, W], in batches, in eval mode -> [N]."""

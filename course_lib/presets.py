@@ -1,13 +1,27 @@
 """Presets: how big every long step is.
 
 ``ci`` runs in seconds (the tests), ``class`` in a few minutes on a 2-core laptop CPU,
-``full`` at paper scale on a GPU. A notebook reads its preset from its tagged
-``parameters`` cell; the ``COURSE_PRESET`` environment variable overrides it.
+``full`` at paper scale on a GPU. A preset is a name plus one small frozen dataclass per
+track of the course (the CIFAR-track DCGAN, few-shot faces, CycleGAN, ...); each preset
+is written out below as one table, so the whole ``class`` preset reads in one place.
+
+Which preset applies:
+
+- an explicit choice wins: ``get_preset("full")``, a :class:`Preset` object, or
+  ``--preset full`` on the command line;
+- ``$COURSE_PRESET`` fills in only where nothing was chosen: ``get_preset(None)``, and a
+  notebook's parameters cell through :func:`notebook_preset` (the way papermill injects
+  parameters), which is how ``make workbook PRESET=ci`` and the tests run every
+  notebook small.
 
 Budget for ``class``: a DCGAN D+G step (ngf 32, batch 64, 32x32) takes about 130 ms on a
 2-core CPU, so 5 minutes hold about 2,300 steps in all. The comparison runs that notebooks
-02-03 show from a recording (``compare_steps``) are longer: D's memorisation of 200 images
-only starts to hurt G after about 2,500 steps, and the recording is made ahead of time.
+02-03 show from a recording (``cifar.compare_steps``) are longer: D's memorisation of 200
+images only starts to hurt G after about 2,500 steps, and the recording is made ahead of
+time.
+
+Adding a track (``distill``, ``supernet``, ``anycost``, ``ptq`` are next): write its
+settings dataclass here, add a field to :class:`Preset`, and one row to each table.
 """
 from __future__ import annotations
 
@@ -19,61 +33,151 @@ ENV_VAR = "COURSE_PRESET"
 
 
 @dataclass(frozen=True)
-class Preset:
-    name: str
-    # DCGAN on the 32x32 (CIFAR) track
-    gan_steps: int          # training steps of one run trained live in a notebook
+class CifarSettings:
+    """The DCGAN on the 32x32 CIFAR track (notebooks 01-03)."""
+    steps: int              # training steps of one run trained live in a notebook
     compare_steps: int      # steps of each recorded comparison run (data fraction x strategy)
     batch_size: int
     ngf: int                # generator width
     ndf: int                # discriminator width
     eval_every: int         # steps between monitor/metric evaluations
-    n_eval: int             # samples used for FID/KID and the monitor
+    n_eval: int             # samples used for FD/KID and the monitor
     n_seeds: int            # seeds averaged when comparing runs
-    # few-shot track (64x64)
-    fewshot_size: int
-    fewshot_steps: int
-    pretrain_steps: int     # steps of the model that few-shot runs fine-tune from
-    # anything that wants a small number of repeats (benchmarks, sweeps)
-    repeats: int
 
+
+@dataclass(frozen=True)
+class FewShotSettings:
+    """How the few-shot runs (and the model they fine-tune from) are trained (notebook 04).
+
+    Measured on the class preset (100 embedded faces, 64x64, width 16, batch 32): at lr
+    2e-4 a run of 300 steps was still noise, at 5e-4 faces appear within 400 steps; an
+    EMA generator (0.99) came out washed-out (its BatchNorm statistics are copied from G,
+    which has moved on), so few-shot runs sample G itself; and cutout slowed learning at
+    this budget, so the policy is ``color,translation``.
+    """
+    image_size: int             # 32 or 64 (the course's DCGAN sizes)
+    steps: int                  # steps of each few-shot run
+    pretrain_steps: int         # steps of the pretrained model
+    batch_size: int
+    width: int                  # ngf = ndf
+    lr_g: float
+    lr_d: float
+    lr_finetune: float          # learning rate (G and D) when fine-tuning
+    ema: float | None           # EMA decay of G; None: sample G itself
+    freeze_d_layers: int        # FreezeD: D's conv layers kept fixed when fine-tuning
+    policy: str                 # DiffAugment policy
+    loss: str
+    n_eval: int                 # generated samples for FD/KID
+    eval_every: int
+    n_seeds: int
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class CycleGANSettings:
+    """Unpaired translation A -> B with CycleGAN (Zhu et al., ICCV 2017).
+
+    The losses and optimiser are the paper's at every preset (LSGAN, cycle weight 10,
+    identity weight 0.5, an image pool of 50, Adam 2e-4 with beta1 0.5, constant LR then
+    a linear decay to 0); presets change only the size. ``full`` is the paper's
+    horse2zebra run: 256x256, batch 1, 200 epochs of the 1,334 B images (100 constant +
+    100 decaying).
+    """
+    image_size: int
+    steps: int
+    decay_start: float      # share of the run with a constant LR; then it decays linearly to 0
+    batch_size: int
+    ngf: int                # generator width (64 in the paper)
+    ndf: int                # discriminator width (64 in the paper)
+    n_blocks: int           # residual blocks in G (9 at 256x256, 6 at 128x128 in the paper)
+    n_layers_d: int         # PatchGAN depth: 3 gives the 70x70 receptive field
+    eval_every: int
+    n_eval: int             # test images translated for the FD
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    cifar: CifarSettings
+    fewshot: FewShotSettings
+    cyclegan: CycleGANSettings
+    repeats: int            # anything that wants a small number of repeats (benchmarks, sweeps)
+    # distill, supernet, anycost, ptq: added here by the compression tracks
+
+
+_FEWSHOT_COMMON = dict(lr_g=5e-4, lr_d=5e-4, lr_finetune=5e-4, ema=None, freeze_d_layers=0,
+                       policy="color,translation", loss="hinge")
 
 PRESETS: dict[str, Preset] = {
     "ci": Preset(
-        name="ci", gan_steps=20, compare_steps=20, batch_size=16, ngf=8, ndf=8, eval_every=10,
-        n_eval=64, n_seeds=1, fewshot_size=32, fewshot_steps=10, pretrain_steps=10, repeats=1,
+        name="ci",
+        cifar=CifarSettings(steps=20, compare_steps=20, batch_size=16, ngf=8, ndf=8,
+                            eval_every=10, n_eval=64, n_seeds=1),
+        fewshot=FewShotSettings(image_size=32, steps=10, pretrain_steps=10, batch_size=16,
+                                width=8, n_eval=64, eval_every=5, n_seeds=1, **_FEWSHOT_COMMON),
+        cyclegan=CycleGANSettings(image_size=32, steps=8, decay_start=0.5, batch_size=2, ngf=4,
+                                  ndf=4, n_blocks=2, n_layers_d=3, eval_every=4, n_eval=16),
+        repeats=1,
     ),
     "class": Preset(
-        name="class", gan_steps=1000, compare_steps=4000, batch_size=64, ngf=32, ndf=32,
-        eval_every=100, n_eval=500, n_seeds=3, fewshot_size=64, fewshot_steps=300, pretrain_steps=300,
+        name="class",
+        cifar=CifarSettings(steps=1000, compare_steps=4000, batch_size=64, ngf=32, ndf=32,
+                            eval_every=100, n_eval=500, n_seeds=3),
+        fewshot=FewShotSettings(image_size=64, steps=400, pretrain_steps=300, batch_size=32,
+                                width=16, n_eval=500, eval_every=80, n_seeds=2,
+                                **_FEWSHOT_COMMON),
+        cyclegan=CycleGANSettings(image_size=64, steps=1200, decay_start=0.5, batch_size=1,
+                                  ngf=16, ndf=32, n_blocks=6, n_layers_d=3, eval_every=200,
+                                  n_eval=60),
         repeats=3,
     ),
     "full": Preset(
-        name="full", gan_steps=100_000, compare_steps=100_000, batch_size=64, ngf=64, ndf=64,
-        eval_every=5_000, n_eval=10_000, n_seeds=3, fewshot_size=256, fewshot_steps=20_000,
-        pretrain_steps=100_000, repeats=5,
+        name="full",
+        cifar=CifarSettings(steps=100_000, compare_steps=100_000, batch_size=64, ngf=64,
+                            ndf=64, eval_every=5_000, n_eval=10_000, n_seeds=3),
+        # The course's DCGAN stops at 64x64; a paper-scale few-shot run needs StyleGAN2.
+        fewshot=FewShotSettings(image_size=64, steps=20_000, pretrain_steps=100_000,
+                                batch_size=32, width=64, n_eval=5_000, eval_every=4_000,
+                                n_seeds=2, **_FEWSHOT_COMMON),
+        cyclegan=CycleGANSettings(image_size=256, steps=266_800, decay_start=0.5,
+                                  batch_size=1, ngf=64, ndf=64, n_blocks=9, n_layers_d=3,
+                                  eval_every=13_340, n_eval=120),
+        repeats=5,
     ),
 }
 
 
 def get_preset(name: str | Preset | None = None) -> Preset:
-    """The preset to use: ``$COURSE_PRESET`` if set, else ``name``, else ``class``.
-
-    The environment variable wins so that the tests (and ``make workbook PRESET=ci``)
-    can run every notebook small without editing its parameters cell.
-    """
-    chosen = os.environ.get(ENV_VAR) or name or "class"
-    if isinstance(chosen, Preset):
-        return chosen
+    """The preset to use: ``name`` (a preset name or a :class:`Preset`) if given, else
+    ``$COURSE_PRESET`` if set, else ``class``. An explicit choice always wins."""
+    if isinstance(name, Preset):
+        return name
+    chosen = name or os.environ.get(ENV_VAR) or "class"
     try:
         return PRESETS[chosen]
     except KeyError:
-        raise ValueError(
-            f"unknown preset {chosen!r}: choose one of {', '.join(PRESETS)} "
-            f"(check the notebook's parameters cell or ${ENV_VAR})"
-        ) from None
+        where = "" if name else f" (from ${ENV_VAR})"
+        raise ValueError(f"unknown preset {chosen!r}{where}: choose one of {', '.join(PRESETS)}"
+                         ) from None
+
+
+def notebook_preset(default: str) -> Preset:
+    """The preset of a notebook whose parameters cell says ``PRESET = default``.
+
+    ``$COURSE_PRESET``, when set, replaces that default, as papermill's parameter
+    injection would: ``make workbook PRESET=ci`` and the tests run every notebook small
+    without editing it. (Library calls with an explicit preset are not affected.)
+    """
+    return get_preset(os.environ.get(ENV_VAR) or default)
 
 
 def with_overrides(preset: Preset, **changes) -> Preset:
-    """A copy of ``preset`` with some fields changed (e.g. more steps for one run)."""
-    return dataclasses.replace(preset, **changes)
+    """A copy of ``preset`` with some of its tracks' fields changed, e.g.
+    ``with_overrides(p, cifar={"steps": 50})`` or ``with_overrides(p, repeats=1)``."""
+    fields = {}
+    for key, value in changes.items():
+        current = getattr(preset, key)
+        fields[key] = dataclasses.replace(current, **value) if isinstance(value, dict) else value
+    return dataclasses.replace(preset, **fields)

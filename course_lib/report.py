@@ -16,27 +16,38 @@ from course_lib.fileio import atomic_write_json
 ENV_VAR = "COURSE_RESULTS_DIR"
 
 
+def project_root() -> Path | None:
+    """The project checkout this library runs from (``course_lib/`` next to
+    ``pyproject.toml``), or None when ``course_lib`` is installed on its own."""
+    package = Path(__file__).resolve().parent
+    root = package.parent
+    return root if (root / "pyproject.toml").is_file() and package.name == "course_lib" else None
+
+
+def build_dir() -> Path:
+    """Where generated files go: the checkout's ``build/``, else ``./build``."""
+    root = project_root()
+    return (root if root is not None else Path.cwd()) / "build"
+
+
 def results_dir() -> Path:
     """``$COURSE_RESULTS_DIR``, else ``build/results`` in the project checkout, else in
     the current folder (when the library is installed on its own)."""
     if os.environ.get(ENV_VAR):
         return Path(os.environ[ENV_VAR])
-    root = Path(__file__).resolve().parents[1]
-    if (root / "pyproject.toml").exists():
-        return root / "build" / "results"
-    return Path.cwd() / "build" / "results"
+    return build_dir() / "results"
 
 
-def _plain(value):
+def plain(value):
     """JSON-friendly: tensors and numpy scalars become floats, NaN becomes None."""
     if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
@@ -55,7 +66,7 @@ def record(notebook: str, **figures) -> Path:
             data = json.loads(path.read_text())
         except json.JSONDecodeError:
             data = {}  # a damaged results file is rebuilt from this run
-    data.update(_plain(figures))
+    data.update(plain(figures))
     data["notebook"] = notebook
     data["recorded_at"] = _dt.datetime.now().isoformat(timespec="seconds")
     return atomic_write_json(data, path)

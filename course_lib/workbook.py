@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from course_lib.presets import ENV_VAR as PRESET_ENV, PRESETS
+from course_lib.report import project_root
 
 # nbformat, nbclient, nbconvert and torch load inside the functions that use them, so
 # `--help` answers at once.
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = project_root() or Path.cwd()   # solutions/ and build/ of the checkout
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 

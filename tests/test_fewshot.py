@@ -91,7 +91,7 @@ def test_unused_hooks_leave_training_and_checkpoints_unchanged(tmp_path):
     for x, y in zip(a.G.state_dict().values(), b.G.state_dict().values()):
         assert torch.equal(x, y)
     ckpt = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
-    assert "init" not in ckpt
+    assert "init_from" not in ckpt["spec"]["config"] and "freeze_d_layers" not in ckpt["spec"]["config"]
 
 
 def test_fine_tuning_resumes_exactly_and_refuses_other_hooks(tmp_path):
@@ -105,8 +105,8 @@ def test_fine_tuning_resumes_exactly_and_refuses_other_hooks(tmp_path):
                         progress=False)
     for x, y in zip(whole.G.state_dict().values(), resumed.G.state_dict().values()):
         assert torch.allclose(x.float(), y.float(), atol=1e-6)
-    assert torch.load(part / "checkpoint.pt", weights_only=True)["init"] == \
-        {"init_from": True, "freeze_d_layers": 1}
+    saved = torch.load(part / "checkpoint.pt", weights_only=True)["spec"]["config"]
+    assert (saved["init_from"], saved["freeze_d_layers"]) == (True, 1)
     with pytest.raises(ValueError, match="freeze_d_layers"):
         train_gan(reals(seed=2), config, init_from=pre, freeze_d_layers=2, out_dir=part,
                   progress=False)
@@ -117,16 +117,16 @@ def test_fine_tuning_resumes_exactly_and_refuses_other_hooks(tmp_path):
 def test_settings_follow_the_preset():
     ci, cls = fewshot.settings_for("ci"), fewshot.settings_for("class")
     assert ci.image_size == 32 and cls.image_size == 64
-    stock = with_overrides(get_preset("class"), **fewshot.PRESET_OVERRIDES.get("class", {}))
-    assert cls.steps == stock.fewshot_steps and cls.pretrain_steps == stock.pretrain_steps
-    assert cls.n_seeds == 2
-    assert fewshot.settings_for(with_overrides(get_preset("class"), fewshot_steps=40)).steps == 40
+    assert cls == get_preset("class").fewshot
+    assert (cls.steps, cls.pretrain_steps, cls.width, cls.n_seeds) == (400, 300, 16, 2)
+    assert fewshot.settings_for(with_overrides(get_preset("class"), fewshot={"steps": 40})).steps == 40
     assert fewshot.settings_for("class", lr_finetune=1e-3).lr_finetune == 1e-3
 
 
-def test_full_preset_trains_at_the_largest_supported_size(capsys):
+def test_sizes_the_dcgan_cannot_make_are_refused():
     assert fewshot.settings_for("full").image_size == 64
-    assert "supports" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="supports"):
+        fewshot.settings_for("class", image_size=256)
 
 
 def test_ways_configure_augmentation_and_learning_rates():

@@ -9,12 +9,27 @@ from course_lib import presets, report, zoo
 from course_lib.fileio import atomic_path, atomic_torch_save, load_checkpoint
 
 
-def test_preset_env_var_overrides_the_notebook(monkeypatch):
+def test_an_explicit_preset_wins_and_the_env_var_replaces_only_defaults(monkeypatch):
     monkeypatch.delenv(presets.ENV_VAR, raising=False)
     assert presets.get_preset("class").name == "class"
     assert presets.get_preset().name == "class"
+    assert presets.notebook_preset("class").name == "class"
     monkeypatch.setenv(presets.ENV_VAR, "ci")
-    assert presets.get_preset("class").name == "ci"
+    assert presets.get_preset("class").name == "class"          # explicit: the env var is ignored
+    assert presets.get_preset(presets.PRESETS["full"]).name == "full"
+    assert presets.get_preset().name == "ci"                    # nothing chosen: the env var
+    assert presets.notebook_preset("class").name == "ci"        # a notebook's default: replaced
+    monkeypatch.setenv(presets.ENV_VAR, "huge")
+    with pytest.raises(ValueError, match=r"\$COURSE_PRESET"):
+        presets.get_preset()
+
+
+def test_with_overrides_changes_one_track_field():
+    cls = presets.PRESETS["class"]
+    changed = presets.with_overrides(cls, cifar={"steps": 50}, repeats=1)
+    assert changed.cifar.steps == 50 and changed.repeats == 1
+    assert changed.cifar.batch_size == cls.cifar.batch_size and changed.fewshot == cls.fewshot
+    assert cls.cifar.steps != 50                                  # frozen: the table is untouched
 
 
 def test_unknown_preset_says_what_to_choose(monkeypatch):
@@ -25,10 +40,13 @@ def test_unknown_preset_says_what_to_choose(monkeypatch):
 
 def test_presets_grow_from_ci_to_full():
     ci, cls, full = (presets.PRESETS[n] for n in ("ci", "class", "full"))
-    assert ci.gan_steps < cls.gan_steps < full.gan_steps
-    assert ci.compare_steps < cls.compare_steps <= full.compare_steps
-    assert all(p.compare_steps >= p.gan_steps for p in (ci, cls, full))
-    assert ci.n_eval < cls.n_eval < full.n_eval
+    assert ci.cifar.steps < cls.cifar.steps < full.cifar.steps
+    assert ci.cifar.compare_steps < cls.cifar.compare_steps <= full.cifar.compare_steps
+    assert all(p.cifar.compare_steps >= p.cifar.steps for p in (ci, cls, full))
+    assert ci.cifar.n_eval < cls.cifar.n_eval < full.cifar.n_eval
+    for track in ("fewshot", "cyclegan"):
+        assert getattr(ci, track).steps < getattr(cls, track).steps < getattr(full, track).steps
+    assert cls.cyclegan.ngf <= 24 and full.cyclegan.ngf == 64 and full.cyclegan.image_size == 256
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):

@@ -1,6 +1,8 @@
 """Notebook 03's widgets and pure functions, headless: set ``.value`` on a control or press
 a button, check ``.state`` and the output."""
 import io
+import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import matplotlib
@@ -13,6 +15,8 @@ from course_lib.diffaugment import diff_augment
 from course_lib.experiments import Recording, load_recording
 from course_lib.plotting import image_grid
 from course_lib.widgets import augment as A
+
+ROOT = Path(__file__).resolve().parents[1]
 
 matplotlib.use("Agg")
 
@@ -42,7 +46,8 @@ def fake_recording(fds: dict, gaps: dict | None = None) -> Recording:
                          "history": {"eval_step": [10, 20], "acc_train": [0.5, 0.5 + gap],
                                      "acc_heldout": [0.5, 0.5], "gap": [0.0, gap], "fd": [fd + 1, fd]},
                          "final": {"fd": fd, "gap": gap}})
-    return Recording(preset="test", feature_extractor="FD, test features",
+    return Recording(track="cifar", factors=("fraction", "augment"), preset="test",
+                     feature_extractor="FD, test features",
                      data_source="test pattern; made up", runs=runs, samples={})
 
 
@@ -103,8 +108,8 @@ def test_summarize_and_headline_figures_average_over_seeds():
     assert (s.mean, s.std, s.low, s.high, s.n) == (12.0, 2.0, 10.0, 14.0, 3)
     assert table[(1.0, "none")].std == 0.0          # one seed: no spread
     h = A.headline_figures(rec, 0.1)
-    assert h["fid_none"] == 12.0 and h["fid_diffaugment"] == 7.0
-    assert h["fid_relative_improvement"] == pytest.approx(5 / 12)
+    assert h["fd_none"] == 12.0 and h["fd_diffaugment"] == 7.0
+    assert h["fd_relative_improvement"] == pytest.approx(5 / 12)
     assert h["d_gap_none"] == pytest.approx(0.4) and h["d_gap_diffaugment"] == pytest.approx(0.1)
     assert h["n_seeds"] == 3
     with pytest.raises(KeyError, match="20%"):
@@ -164,15 +169,25 @@ def test_leak_indicators_see_each_augmentation():
     assert A.leak_indicators(diff_augment(centred, "color", generator=g()))["cast_spread"] > 0.1
 
 
-# --- the benchmark, reused -------------------------------------------------------------------
+# --- DiffAugment's cost, measured by the library ------------------------------------------------
 
-def test_measure_augment_overhead_runs_the_benchmark_and_keeps_threads():
+def test_measure_augment_overhead_measures_and_keeps_threads():
     threads = torch.get_num_threads()
     result = A.measure_augment_overhead(batch=4, width=4, repeats=1, warmup=0, threads=1)
     assert torch.get_num_threads() == threads
     assert result["batch"] == 4 and result["ngf"] == 4 and result["threads"] == 1
     assert 0 < result["augment_fraction"] and result["step_ms"] > 0
-    assert "bench_diffaugment.py" in result["source"]
+    with pytest.raises(ValueError, match="repeats"):
+        A.measure_augment_overhead(repeats=0)
+
+
+def test_the_benchmark_script_is_the_library_function(tmp_path):
+    import runpy
+
+    bench = runpy.run_path(str(ROOT / "benchmarks" / "bench_diffaugment.py"))
+    result = bench["main"](["--batch", "4", "--width", "4", "--repeats", "1", "--warmup", "0",
+                            "--threads", "1", "--out", str(tmp_path / "d.json")])
+    assert json.loads((tmp_path / "d.json").read_text())["augment_fraction"] == result["augment_fraction"]
 
 
 def test_saved_benchmark_reads_json_or_none(tmp_path):
@@ -180,11 +195,6 @@ def test_saved_benchmark_reads_json_or_none(tmp_path):
     path = tmp_path / "diffaugment.json"
     path.write_text('{"augment_fraction": 0.05}')
     assert A.saved_benchmark(path) == {"augment_fraction": 0.05}
-
-
-def test_load_benchmark_says_where_the_script_is(tmp_path):
-    with pytest.raises(FileNotFoundError, match="benchmarks"):
-        A.load_benchmark(tmp_path / "benchmarks" / "bench_diffaugment.py")
 
 
 # --- the live re-run button --------------------------------------------------------------------

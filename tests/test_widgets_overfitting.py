@@ -57,7 +57,8 @@ def recording():
     samples = {}
     for i, run in enumerate(runs):  # each run's samples a flat colour, so they can be told apart
         samples[run["key"]] = np.full((16, 3, 8, 8), 40 * i, dtype=np.uint8)
-    return Recording("test", "FD, test features", "test pattern", runs, samples)
+    return Recording("cifar", ("fraction", "augment"), "test", "FD, test features", "test pattern",
+                     runs, samples)
 
 
 # --- pure functions ---------------------------------------------------------------------

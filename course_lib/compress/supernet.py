@@ -48,6 +48,7 @@ from course_lib.compress.profile import count_macs
 from course_lib.models.mobile_resnet import (N_WIDTHS, MobileResnetGenerator, block_groups,
                                              check_widths, layer_channels)
 from course_lib.models.norm import FastInstanceNorm2d
+from course_lib.models.registry import register_model
 
 CYCLEGAN_CHOICES = (64, 48, 32, 24, 16)  # per-layer width choices of GAN Compression's CycleGAN
 SAMPLING = ("random", "sandwich")
@@ -133,6 +134,7 @@ def default_choices(ngf: int) -> tuple[int, ...]:
     return tuple(sorted(set(scaled), reverse=True))
 
 
+@register_model
 class SuperMobileResnetGenerator(nn.Module):
     """The supernet: a mobile-ResNet generator at full width ``ngf`` whose layers can run narrower.
 

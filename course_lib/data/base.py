@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 
-def to_unit_range(images_uint8: torch.Tensor) -> torch.Tensor:
+def from_uint8(images_uint8: torch.Tensor) -> torch.Tensor:
     """uint8 [..., 3, H, W] in 0..255 -> float in [-1, 1] (the range G's tanh produces)."""
     return images_uint8.float().div(127.5).sub(1.0)
 
@@ -43,14 +43,14 @@ class ImageDataset(Dataset):
         return self.images.shape[0]
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        x = to_unit_range(self.images[i])
+        x = from_uint8(self.images[i])
         if x.shape[-1] != self.size:
             x = _resize(x[None], self.size)[0]
         return x, int(self.labels[i])
 
     def tensors(self) -> torch.Tensor:
         """Every image at once: float [N, 3, size, size] in [-1, 1]."""
-        x = to_unit_range(self.images)
+        x = from_uint8(self.images)
         return x if x.shape[-1] == self.size else _resize(x, self.size)
 
     def __repr__(self) -> str:

@@ -1,7 +1,11 @@
-"""GAN models: DCGAN (32x32 and 64x64), the CycleGAN ResNet generator and its mobile variant."""
-from course_lib.models.cyclegan import ResnetBlock, ResnetGenerator, load_cyclegan_generator
+"""GAN models: DCGAN (32x32 and 64x64), CycleGAN's generator and PatchGAN discriminator,
+the mobile-ResNet generator of GAN Compression, and the registry that rebuilds any of them
+from a checkpoint's architecture spec."""
+from course_lib.models.cyclegan import (NLayerDiscriminator, ResnetBlock, ResnetGenerator,
+                                        init_weights, load_cyclegan_generator)
 from course_lib.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from course_lib.models.mobile_resnet import MobileResnetGenerator
+from course_lib.models.registry import MODEL_CLASSES, build_model, model_spec, register_model
 
 __all__ = [
     "DCGANGenerator",
@@ -9,5 +13,11 @@ __all__ = [
     "MobileResnetGenerator",
     "ResnetBlock",
     "ResnetGenerator",
+    "NLayerDiscriminator",
+    "init_weights",
     "load_cyclegan_generator",
+    "MODEL_CLASSES",
+    "register_model",
+    "model_spec",
+    "build_model",
 ]

@@ -30,6 +30,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from course_lib.models.registry import register_model
+
 SIZES = (32, 64)
 
 
@@ -45,6 +47,7 @@ def _up(c_in: int, c_out: int) -> list[nn.Module]:
             nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
 
 
+@register_model
 class DCGANGenerator(nn.Module):
     """z ``[N, z_dim]`` -> images ``[N, out_channels, image_size, image_size]`` in [-1, 1].
 
@@ -78,15 +81,6 @@ class DCGANGenerator(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z.reshape(z.shape[0], self.z_dim, 1, 1))
 
-    def sample_z(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` standard-normal latents ``[n, z_dim]`` on this model's device.
-
-        Drawn on the CPU so that a seeded CPU ``generator`` gives the same latents on
-        every device (fixed seeds let runs be compared sample by sample).
-        """
-        z = torch.randn(n, self.z_dim, generator=generator)
-        return z.to(next(self.parameters()).device)
-
 
 def _down(c_in: int, c_out: int, norm: bool, sn: bool) -> list[nn.Module]:
     """Halve the resolution: [N, c_in, s, s] -> [N, c_out, s/2, s/2]."""
@@ -102,6 +96,7 @@ def _maybe_sn(layer: nn.Module, sn: bool) -> nn.Module:
     return nn.utils.parametrizations.spectral_norm(layer) if sn else layer
 
 
+@register_model
 class DCGANDiscriminator(nn.Module):
     """images ``[N, in_channels, image_size, image_size]`` -> logits ``[N]``.
 

@@ -39,6 +39,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from course_lib.models.registry import register_model
+
 # Channels per unit of width for each of the 8 config positions (see the table above).
 WIDTH_MULTIPLIERS = (1, 2, 4, 4, 4, 4, 2, 1)
 N_WIDTHS = len(WIDTH_MULTIPLIERS)
@@ -99,6 +101,7 @@ class MobileResnetBlock(nn.Module):
         return x + self.conv_block(x)
 
 
+@register_model
 class MobileResnetGenerator(nn.Module):
     """A mobile-ResNet generator with 8 per-layer widths; see the module docstring.
 

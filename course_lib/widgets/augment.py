@@ -12,16 +12,14 @@ from the pure functions below, which the tests call directly:
 - :func:`plot_strategies`, :func:`plot_fd_vs_fraction`, :func:`plot_gap`: its figures;
 - :func:`leak_indicators`: how much of T's look (grey squares, grey borders, colour casts)
   a set of images carries;
-- :func:`measure_augment_overhead`: DiffAugment's share of a training step, measured by
-  ``benchmarks/bench_diffaugment.py``'s own code.
+- :func:`measure_augment_overhead` (from :mod:`course_lib.augment_cost`): DiffAugment's
+  share of a training step, measured on this machine; :func:`saved_benchmark`: the last
+  full run of ``benchmarks/bench_diffaugment.py``.
 """
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import io
 import json
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,14 +28,14 @@ from typing import Callable
 import numpy as np
 import torch
 
+from course_lib.augment_cost import measure_augment_overhead
 from course_lib.diffaugment import POLICIES, diff_augment
 from course_lib.plotting import image_grid
+from course_lib.recording import Summary
+from course_lib.report import build_dir
 from course_lib.widgets.core import CourseWidget, display_scale, png_bytes
 
 STRATEGY_ORDER = ("none", "real_only", "d_step_only", "diffaugment")
-ROOT = Path(__file__).resolve().parents[2]
-BENCHMARK_SCRIPT = ROOT / "benchmarks" / "bench_diffaugment.py"
-BENCHMARK_RESULT = ROOT / "build" / "benchmarks" / "diffaugment.json"
 
 
 # --- the augmentation explorer: pure functions ---------------------------------------------
@@ -132,36 +130,14 @@ def augment_explorer(images: torch.Tensor, seed: int = 0, nrow: int | None = Non
 
 # --- the recorded comparison ------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Summary:
-    """One configuration's figure over its recorded seeds."""
-    mean: float
-    std: float          # sample standard deviation over seeds (0 with one seed)
-    low: float
-    high: float
-    values: tuple
-
-    @property
-    def n(self) -> int:
-        return len(self.values)
+def summarize(recording, key: str = "fd") -> dict[tuple[float, str], Summary]:
+    """``{(fraction, augment): Summary}`` of the final ``key`` of every recorded configuration
+    (mean ± sd over seeds: :meth:`course_lib.recording.Recording.summaries`)."""
+    return recording.summaries(key)
 
 
 def _same(a: float, b: float) -> bool:
     return abs(a - b) < 1e-9
-
-
-def summarize(recording, key: str = "fd") -> dict[tuple[float, str], Summary]:
-    """``{(fraction, augment): Summary}`` of the final ``key`` of every recorded configuration."""
-    groups: dict[tuple[float, str], list[float]] = {}
-    for run in recording.runs:
-        if key in run["final"] and run["final"][key] is not None:
-            groups.setdefault((run["fraction"], run["augment"]), []).append(float(run["final"][key]))
-    out = {}
-    for config, values in groups.items():
-        arr = np.asarray(values, dtype=float)
-        out[config] = Summary(float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
-                              float(arr.min()), float(arr.max()), tuple(values))
-    return out
 
 
 def _lookup(table: dict, fraction: float, augment: str) -> Summary:
@@ -172,13 +148,16 @@ def _lookup(table: dict, fraction: float, augment: str) -> Summary:
 
 
 def headline_figures(recording, fraction: float = 0.1) -> dict:
-    """The notebook's recorded figures at ``fraction`` of the data (means over seeds)."""
+    """The notebook's recorded figures at ``fraction`` of the data (means over seeds).
+
+    ``fd_*`` are Fréchet distances in the recording's features (``feature_extractor``:
+    FID only when those are Inception's)."""
     fd, gap = summarize(recording, "fd"), summarize(recording, "gap")
     none, da = _lookup(fd, fraction, "none"), _lookup(fd, fraction, "diffaugment")
     return {
-        "fid_none": none.mean, "fid_diffaugment": da.mean,
-        "fid_none_std": none.std, "fid_diffaugment_std": da.std,
-        "fid_relative_improvement": (none.mean - da.mean) / none.mean,
+        "fd_none": none.mean, "fd_diffaugment": da.mean,
+        "fd_none_std": none.std, "fd_diffaugment_std": da.std,
+        "fd_relative_improvement": (none.mean - da.mean) / none.mean,
         "d_gap_none": _lookup(gap, fraction, "none").mean,
         "d_gap_diffaugment": _lookup(gap, fraction, "diffaugment").mean,
         "n_seeds": min(none.n, da.n), "fraction": fraction,
@@ -292,12 +271,8 @@ def _n_train(recording, fraction: float) -> str:
 
 def mean_curve(recording, fraction: float, augment_name: str, key: str) -> tuple[list, list]:
     """(eval steps, mean over seeds of ``key``) of a recorded configuration."""
-    runs = [r for r in recording.runs if _same(r["fraction"], fraction) and r["augment"] == augment_name]
-    if not runs:
-        raise KeyError(f"the recording has no {augment_name!r} run at {fraction:.0%} of the data")
-    steps = runs[0]["history"]["eval_step"]
-    values = np.mean([r["history"][key][: len(steps)] for r in runs], axis=0)
-    return list(steps), [float(v) for v in values]
+    steps, mean, _, _ = recording.curve(fraction, augment_name, key=key)
+    return steps, mean
 
 
 def plot_gap(recording, fraction: float = 0.1, labels: dict | None = None):
@@ -340,10 +315,7 @@ def plot_gap(recording, fraction: float = 0.1, labels: dict | None = None):
 def best_and_final(recording, fraction: float, augment_name: str, key: str = "fd") -> dict:
     """Where the seeds' mean ``key`` curve was lowest, and where it ended:
     ``{"best_step", "best", "final_step", "final", "rise"}`` (rise = final / best - 1)."""
-    steps, values = mean_curve(recording, fraction, augment_name, key)
-    i = int(np.argmin(values))
-    return {"best_step": steps[i], "best": values[i], "final_step": steps[-1], "final": values[-1],
-            "rise": values[-1] / values[i] - 1}
+    return recording.best_and_final(fraction, augment_name, key=key)
 
 
 def plot_fd_over_training(recording, fraction: float = 0.1, labels: dict | None = None, ax=None):
@@ -358,12 +330,11 @@ def plot_fd_over_training(recording, fraction: float = 0.1, labels: dict | None 
         _, ax = plt.subplots(figsize=(7, 3.6))
     colors = STRATEGY_COLORS
     for augment_name in ("none", "diffaugment"):
-        runs = [r for r in recording.runs if _same(r["fraction"], fraction) and r["augment"] == augment_name]
-        steps, mean = mean_curve(recording, fraction, augment_name, "fd")
-        values = np.array([r["history"]["fd"][: len(steps)] for r in runs])
+        n = len(recording.select(fraction, augment_name))
+        steps, mean, low, high = recording.curve(fraction, augment_name, key="fd")
         ax.plot(steps, mean, color=colors[augment_name], lw=2,
-                label=f"{labels[augment_name]} (n={len(runs)})")
-        ax.fill_between(steps, values.min(axis=0), values.max(axis=0), color=colors[augment_name], alpha=0.15)
+                label=f"{labels[augment_name]} (n={n})")
+        ax.fill_between(steps, low, high, color=colors[augment_name], alpha=0.15)
         best = best_and_final(recording, fraction, augment_name)
         ax.scatter([best["best_step"]], [best["best"]], color=colors[augment_name], marker="v", s=50, zorder=3)
     ax.set_yscale("log")
@@ -400,40 +371,12 @@ def leak_indicators(images: torch.Tensor, flat: float = 0.08, patch: int = 4) ->
     }
 
 
-# --- DiffAugment's cost: the benchmark's own code --------------------------------------------
+# --- DiffAugment's cost ---------------------------------------------------------------
 
-def load_benchmark(path: Path = BENCHMARK_SCRIPT):
-    """``benchmarks/bench_diffaugment.py`` as a module (benchmarks/ is not a package)."""
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing; it ships with the project checkout "
-                                f"(benchmarks/), not with an installed course_lib")
-    spec = importlib.util.spec_from_file_location("bench_diffaugment", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def measure_augment_overhead(batch: int = 64, width: int = 32, repeats: int = 5, warmup: int = 1,
-                             threads: int | None = None) -> dict:
-    """Run ``benchmarks/bench_diffaugment.py`` (its ``main``) quietly at this size and return
-    its figures: ``augment_fraction`` (DiffAugment's share of a D+G step), ``step_ms``,
-    ``augment_ms``, ... Leaves torch's thread count as it was."""
-    bench = load_benchmark()
-    before = torch.get_num_threads()
-    threads = threads or before
-    with tempfile.TemporaryDirectory(prefix="bench-diffaugment-") as tmp:
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                result = bench.main(["--batch", str(batch), "--width", str(width), "--repeats",
-                                     str(repeats), "--warmup", str(warmup), "--threads", str(threads),
-                                     "--out", str(Path(tmp) / "diffaugment.json")])
-        finally:
-            torch.set_num_threads(before)
-    return dict(result, source="measured just now by benchmarks/bench_diffaugment.py")
-
-
-def saved_benchmark(path: Path = BENCHMARK_RESULT) -> dict | None:
-    """The last full benchmark run (``build/benchmarks/diffaugment.json``), if any."""
+def saved_benchmark(path: Path | None = None) -> dict | None:
+    """The last full run of ``benchmarks/bench_diffaugment.py``
+    (``build/benchmarks/diffaugment.json``), if any."""
+    path = path or build_dir() / "benchmarks" / "diffaugment.json"
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
@@ -577,6 +520,6 @@ __all__ = [
     "augment_explorer", "Summary", "summarize", "headline_figures", "plot_strategies",
     "plot_fd_vs_fraction", "plot_gap", "mean_curve", "best_and_final", "plot_fd_over_training",
     "leak_indicators", "measure_augment_overhead",
-    "saved_benchmark", "load_benchmark", "LiveState", "LiveRun", "live_run", "fd_plot_png",
+    "saved_benchmark", "LiveState", "LiveRun", "live_run", "fd_plot_png",
     "run_summary", "short_source", "recording_banner",
 ]

@@ -395,7 +395,7 @@ def lazy_fd_eval_fn(preset, extractor):
 
     def evaluate(G) -> dict:
         if "fn" not in made:
-            made["fn"] = fd_eval_fn(cifar_reference(preset, extractor), preset.n_eval)
+            made["fn"] = fd_eval_fn(cifar_reference(preset, extractor), preset.cifar.n_eval)
         return made["fn"](G)
 
     return evaluate
@@ -410,7 +410,7 @@ def live_training(preset, fraction: float = 0.1, steps: int | None = None, eval_
     from course_lib.train import TrainConfig
 
     preset = get_preset(preset)
-    steps = steps or (preset.gan_steps if preset.name == "ci" else min(300, preset.gan_steps))
+    steps = steps or (preset.cifar.steps if preset.name == "ci" else min(300, preset.cifar.steps))
     eval_every = eval_every or max(1, steps // 10)
     config = TrainConfig.from_preset(preset, steps=steps, eval_every=eval_every, seed=seed)
     data = cifar10(fraction=fraction, split="train", seed=seed)
