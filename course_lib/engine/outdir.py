@@ -13,8 +13,9 @@ import datetime as _dt
 import os
 import socket
 import sys
-import tempfile
 from pathlib import Path
+
+from course_lib.fileio import is_within, writable_folder_problem
 
 try:
     import fcntl
@@ -38,28 +39,17 @@ def check_out_dir(out: str | os.PathLike | None, *, data: str | os.PathLike | No
     if path.exists() and not path.is_dir():
         raise ValueError(f"{flag} {path} is a file, not a folder: give a folder for the "
                          f"checkpoint and samples")
-    resolved = path.resolve()
-    if resolved == Path.cwd().resolve():
+    if path.resolve() == Path.cwd().resolve():
         raise ValueError(f"{flag} {path} is the current folder: name a folder of its own, "
                          f"e.g. {flag} runs/my-run")
-    if data is not None and Path(data).expanduser().is_dir():
-        data_dir = Path(data).expanduser().resolve()
-        if resolved == data_dir or data_dir in resolved.parents:
-            raise ValueError(f"{flag} {path} is inside the training data {data_dir}: the next "
-                             f"run would train on this run's samples; choose a folder outside it")
-    for parent in [resolved, *resolved.parents]:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ValueError(f"{flag} {path} cannot be created: {parent} is a file")
-            break
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ValueError(f"{flag} {path} is not writable ({exc.strerror or exc}): choose a "
-                         f"folder you can write to") from None
+    data_dir = None if data is None else Path(data).expanduser()
+    if data_dir is not None and data_dir.is_dir() and is_within(path, data_dir):
+        raise ValueError(f"{flag} {path} is inside the training data {data_dir.resolve()}: the "
+                         f"next run would train on this run's samples; choose a folder outside it")
+    problem = writable_folder_problem(path)   # makes the folder, and tries writing in it
+    if problem:
+        raise ValueError(f"{flag} {path} cannot be used: {problem}; choose a folder you can "
+                         f"write to")
     return path
 
 
