@@ -91,13 +91,28 @@ def read_checkpoint(path: str | os.PathLike, advice: str = "delete or replace it
                 f"written by this library: {advice}") from None
         raise CheckpointError(f"{path} is not a PyTorch checkpoint (damaged, or another kind "
                               f"of file): {advice}") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - torch's loader fails on junk with anything (KeyError, IndexError...)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "central directory" in first or "zip archive" in first or isinstance(exc, EOFError):
+        if ("central directory" in first or "zip archive" in first or isinstance(exc, EOFError)
+                or _cut_short_zip(path)):
             what = "is truncated or damaged (an incomplete copy or download?)"
-        else:
+        elif isinstance(exc, (RuntimeError, OSError, ValueError)):
             what = f"is not a PyTorch checkpoint that loads ({first[:120]})"
+        else:  # the unpickler tripping over junk: its KeyError or IndexError says nothing
+            what = "is not a PyTorch checkpoint (damaged, or another kind of file)"
         raise CheckpointError(f"{path} {what}: {advice}") from None
+
+
+def _cut_short_zip(path: Path) -> bool:
+    """True if ``path`` starts like a zip file (torch's format) but is not a whole one: a
+    copy or download cut short. (Cut at some lengths, torch fails with a seek error that
+    says nothing of the kind.)"""
+    try:
+        with open(path, "rb") as f:
+            starts_like_zip = f.read(4) == b"PK\x03\x04"
+        return starts_like_zip and not zipfile.is_zipfile(path)
+    except OSError:
+        return False
 
 
 def user_cache_home() -> Path:

@@ -388,3 +388,33 @@ def test_more_processes_than_images_is_refused_before_training():
         fit(_task(2, 6), steps=1, dist=fake_group, progress=False, device="cpu")
     with pytest.raises(ValueError, match="batch size 4 does not split evenly over 3 processes"):
         fit(_task(12, 4), steps=1, dist=fake_group, progress=False, device="cpu")
+
+
+def test_a_checkpoint_cut_short_anywhere_is_called_truncated(tmp_path):
+    """Cut at some lengths, torch fails with a seek error ("Invalid argument") rather than
+    a zip error; the message must still say the file is truncated."""
+    from course_lib.fileio import CheckpointError, read_checkpoint
+
+    whole = tmp_path / "whole.pt"
+    torch.save({"models": {"G": {f"w{i}": torch.randn(64, 64) for i in range(8)}}}, whole)
+    data = whole.read_bytes()
+    cut = tmp_path / "checkpoint.pt"
+    for length in sorted({4, 100, 2_000, 20_000, *range(1_000, len(data), len(data) // 40)}):
+        cut.write_bytes(data[:length])
+        with pytest.raises(CheckpointError, match="truncated") as caught:
+            read_checkpoint(cut)
+        assert len(str(caught.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize("junk", [b"hello world, not a checkpoint at all", b"\x80\x02]q\x00(K\x01e.",
+                                  bytes(range(256)) * 4])
+def test_junk_in_place_of_a_checkpoint_is_one_line(junk, tmp_path):
+    """torch's weights-only unpickler fails on some junk with a KeyError or IndexError."""
+    from course_lib.fileio import CheckpointError, read_checkpoint
+
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(junk)
+    with pytest.raises(CheckpointError) as caught:
+        read_checkpoint(path)
+    message = str(caught.value)
+    assert str(path) in message and len(message.splitlines()) == 1
