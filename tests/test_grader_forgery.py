@@ -284,6 +284,30 @@ def test_self_check_catches_delegation_too(capsys):
     assert diffaugment.rand_translation(torch.zeros(1, 1, 4, 4)).shape == (1, 1, 4, 4)
 
 
+
+def test_the_reference_runs_on_the_judges_own_models_not_the_workers_account():
+    """ex3.4's reference losses are computed on the judge's own G. An answer that changes
+    G's weights (here from its second call on) and then computes the right losses on the
+    changed G used to pass, because the judge rebuilt its G from the worker's report."""
+    ex = load_checks().exercises["ex3.4"]
+    namespace = {"__name__": "__main__"}
+    for cell in load_cells(ROOT / "solutions" / f"{ex.notebook}.ipynb"):
+        if "setup" in cell.tags or ex.id in cell.tags:
+            exec(cell.source, namespace)
+    right = namespace[ex.function]
+    assert run_check(ex, LocalStudent(right, ex)).status == "passed"
+    calls = []
+
+    def diffaugment_losses(G, D, real, z, T, kind="hinge"):
+        calls.append(1)
+        if len(calls) == 2:
+            with torch.no_grad():
+                next(G.parameters()).add_(0.5)
+        return right(G, D, real, z, T, kind)
+
+    verdict = run_check(ex, LocalStudent(diffaugment_losses, ex))
+    assert verdict.fraction == 0 and "changed G's weights" in verdict.message
+
 # --- the wire format ---------------------------------------------------------------------------
 
 def _round_trip(value):

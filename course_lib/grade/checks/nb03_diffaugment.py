@@ -569,7 +569,13 @@ def check_diffaugment_losses(student):
                           grads=[Grad(of=(1,), wrt=(G,))])
         loss_d, loss_g = _losses(run)
         judge_D = fixtures.build(D_ref)
-        fixtures.load_params(judge_G, run.report(G).get("params", []))
+        # The reference runs on the judge's own G, never on the worker's account of it.
+        reported = run.report(G).get("params")
+        expect(isinstance(reported, list) and len(reported) == len(list(judge_G.parameters()))
+               and all(isinstance(p, torch.Tensor) and p.shape == q.shape and torch.equal(p, q.detach())
+                       for p, q in zip(reported, judge_G.parameters())),
+               "diffaugment_losses changed G's weights: it only computes the two losses (the "
+               "optimiser steps come after it)")
         want_d = discriminator_loss(judge_D, real, judge_G(z).detach(), "diffaugment", fixtures.flip_transform, kind)
         want_g = generator_loss(judge_D, judge_G(z), "diffaugment", fixtures.flip_transform, kind)
         expect(abs(loss_d.item() - want_d.item()) < 1e-5,
