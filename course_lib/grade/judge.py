@@ -21,8 +21,7 @@ from dataclasses import dataclass
 
 from course_lib.grade.api import CheckFailed
 from course_lib.grade.calling import Delegated, StudentRaised, WorkerGone
-from course_lib.grade.describe import (MAX_MESSAGE, describe_exception, is_not_implemented,  # noqa: F401
-                                       shorten, where_in_student_code)
+from course_lib.grade.describe import describe_exception, shorten
 
 STATUSES = ("passed", "failed", "not_implemented", "timeout", "error")
 NOT_IMPLEMENTED = "not implemented yet"

@@ -32,7 +32,7 @@ from course_lib.grade.judge import Verdict, run_check
 from course_lib.grade.registry import Checks, load_checks
 from course_lib.grade.sandbox import (INSTALL_BUBBLEWRAP, Lane, Limits, SandboxError, find_bubblewrap,
                                       kill_all_lanes, limits_from_env)
-from course_lib.grade.submissions import GradingError, find_submissions, registered_stem  # noqa: F401
+from course_lib.grade.submissions import GradingError, find_submissions  # noqa: F401 - GradingError: __main__ imports it from here
 from course_lib.notebook import SETUP_TAGS, load_cells
 
 # Modules a lane imports before forking, if the setup cells import them (top-level names).
