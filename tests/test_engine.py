@@ -250,9 +250,10 @@ def test_the_dcgan_task_freezes_d_during_the_g_step(monkeypatch):
 
 def test_the_learning_rate_is_constant_then_decays_linearly():
     factors = [lr_factor(s, 10, 0.5) for s in range(10)]
-    assert factors[:6] == [1.0] * 6
-    assert factors[6:] == pytest.approx([1 - k / 6 for k in range(1, 5)])
-    assert all(a > b for a, b in zip(factors[5:], factors[6:]))
+    assert factors[:5] == [1.0] * 5                      # the first half of the steps
+    assert factors[5:] == pytest.approx([1 - k / 6 for k in range(1, 6)])   # the authors' policy
+    assert factors[-1] == pytest.approx(1 / 6)           # 1/(n + 1) at the last of n = 5 steps
+    assert all(a > b for a, b in zip(factors[4:], factors[5:]))
 
 
 def test_the_image_pool_fills_then_swaps_half_the_time():

@@ -103,7 +103,9 @@ def lr_factor(step: int, steps: int, decay_start: float) -> float:
     decaying steps (the authors' ``linear`` policy, per step instead of per epoch; a
     share rather than a step number, so more ``--steps`` stretch the same schedule)."""
     decay_from = int(steps * decay_start)
-    return 1.0 - max(0, step - decay_from) / float(max(1, steps - decay_from) + 1)
+    # step + 1, as the authors' epoch + epoch_count: the first decaying step is already
+    # below 1, and the last one is at 1/(n + 1).
+    return 1.0 - max(0, step + 1 - decay_from) / float(max(1, steps - decay_from) + 1)
 
 
 class ImagePool:
