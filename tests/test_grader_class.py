@@ -169,7 +169,8 @@ def test_names_are_safe_in_the_terminal_and_the_csv(graded):
 
 # --- output paths -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("case", ["csv_is_a_folder", "json_inside_class", "csv_over_notebook", "same_file"])
+@pytest.mark.parametrize("case", ["csv_is_a_folder", "json_inside_class", "csv_over_notebook", "same_file",
+                                  "json_under_a_file"])
 def test_bad_output_paths_are_refused_before_grading(tmp_path, capsys, case):
     folder = tmp_path / "class"
     make_notebook(folder / "alice" / "extest.ipynb")
@@ -177,7 +178,9 @@ def test_bad_output_paths_are_refused_before_grading(tmp_path, capsys, case):
     extra = {"csv_is_a_folder": ["--csv", str(tmp_path / "a_folder")],
              "json_inside_class": ["--json", str(folder / "grades.json")],
              "csv_over_notebook": ["--csv", str(tmp_path / "other.ipynb")],
-             "same_file": ["--json", str(tmp_path / "g.txt"), "--csv", str(tmp_path / "g.txt")]}[case]
+             "same_file": ["--json", str(tmp_path / "g.txt"), "--csv", str(tmp_path / "g.txt")],
+             "json_under_a_file": ["--json", str(tmp_path / "notes.txt" / "g.json")]}[case]
+    (tmp_path / "notes.txt").write_text("mine")
     assert grade_main([str(folder), "--checks", str(CHECKS), *extra]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1

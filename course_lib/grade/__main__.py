@@ -19,6 +19,7 @@ import os
 import sys
 from pathlib import Path
 
+from course_lib.fileio import folder_blocker
 from course_lib.grade.output import Progress, grading_table, to_csv_text, to_json_text
 
 
@@ -52,6 +53,9 @@ def check_output_path(option: str, target: Path | None, graded: Path) -> str | N
         return f"{option} {target} is a folder; give a file name, e.g. {target / ('grades' + option.replace('--', '.'))}"
     if target.suffix.lower() == ".ipynb":
         return f"{option} {target} would overwrite a notebook; write the results to a .{option[2:]} file"
+    blocker = folder_blocker(target.parent)   # found now, not after grading the whole class
+    if blocker:
+        return f"{option} {target} cannot be written: {blocker}"
     resolved = target.parent.resolve() / target.name
     root = graded.resolve()
     if resolved == root or (root.is_dir() and root in resolved.parents):
