@@ -319,13 +319,13 @@ def fit(task: Task, *, steps: int, out_dir: str | Path | None = None, resume: bo
         task.load_state_dict(ckpt.get("task_state") or {})
         history = ckpt["history"]
         finished = ckpt["spec"]["config"].get("steps")
+        world = (f" (saved by {ckpt['world_size']} process(es), now {dist.world_size})"
+                 if ckpt["world_size"] != dist.world_size else "")
         if start == finished and steps > start:
             say(f"resuming {ckpt_path}: that run had finished its {start} steps; extending it "
-                f"to {steps} steps")
+                f"to {steps} steps{world}")
         elif start < steps:
-            say(f"resuming {ckpt_path} at step {start} of {steps}"
-                + (f" (saved by {ckpt['world_size']} process(es), now {dist.world_size})"
-                   if ckpt["world_size"] != dist.world_size else ""))
+            say(f"resuming {ckpt_path} at step {start} of {steps}{world}")
 
     wrapped = {r: (dist.wrap(m, dev) if r in trained else m) for r, m in models.items()}
     raw = {r: unwrap(m) for r, m in wrapped.items()}
