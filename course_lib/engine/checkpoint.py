@@ -85,6 +85,17 @@ def check_compatible(path: Path, ckpt: dict, spec: dict, advice: str = RESUME_AD
                               f"({differences(settings(theirs), settings(spec))}): {advice}")
 
 
+def _malformed(obj: dict) -> str | None:
+    """What is wrong with the spec and weights of a file that has both, or None: each
+    model spec a dict, each model's state a dict (or None)."""
+    models, states = obj["spec"].get("models"), obj["models"]
+    if not isinstance(models, dict) or not all(isinstance(m, dict) for m in models.values()):
+        return "its architecture spec is malformed (the models are not a table of specs)"
+    if not all(state is None or isinstance(state, dict) for state in states.values()):
+        return "its weights are malformed (a model's state is not a table of tensors)"
+    return None
+
+
 def read_run_checkpoint(path: str | os.PathLike, spec: dict, advice: str = RESUME_ADVICE) -> dict:
     """The checkpoint at ``path``, checked to be complete and to continue ``spec``'s run;
     every problem is one :class:`CheckpointError` line naming the file."""
@@ -97,6 +108,9 @@ def read_run_checkpoint(path: str | os.PathLike, spec: dict, advice: str = RESUM
     missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
     if missing:
         raise CheckpointError(f"{path} is incomplete: it lacks {', '.join(missing)}: {advice}")
+    problem = _malformed(ckpt) if isinstance(ckpt["models"], dict) else "its weights are malformed"
+    if problem:
+        raise CheckpointError(f"{path}: {problem}: {advice}")
     check_compatible(path, ckpt, spec, advice)
     return ckpt
 
@@ -108,6 +122,9 @@ def _read_spec_file(path: Path) -> dict:
         raise CheckpointError(f"{path} carries no architecture spec (not written by this "
                               f"library's training engine; for the authors' CycleGAN weights "
                               f"use course_lib.models.load_cyclegan_generator): {LOAD_ADVICE}")
+    problem = _malformed(obj)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}: {LOAD_ADVICE}")
     return obj
 
 

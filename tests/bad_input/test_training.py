@@ -418,3 +418,26 @@ def test_junk_in_place_of_a_checkpoint_is_one_line(junk, tmp_path):
         read_checkpoint(path)
     message = str(caught.value)
     assert str(path) in message and len(message.splitlines()) == 1
+
+
+@pytest.mark.parametrize("case", ["spec models not a table", "a state not a table"])
+def test_a_malformed_spec_or_state_is_one_line_on_load_and_resume(case, tmp_path):
+    """A file with a spec and weights in the wrong shapes (hand-edited, or another
+    program's) is refused in one line by load_model and by a resume, not a traceback."""
+    from course_lib.engine import load_model, make_spec
+    from course_lib.engine.checkpoint import read_run_checkpoint
+    from course_lib.fileio import CheckpointError
+    from course_lib.models import DCGANGenerator, model_spec
+
+    spec = make_spec("dcgan", {"G": model_spec(DCGANGenerator, z_dim=8, ngf=4, image_size=32)}, {})
+    state = {"G": DCGANGenerator(z_dim=8, ngf=4, image_size=32).state_dict()}
+    if case == "spec models not a table":
+        bad = {"spec": dict(spec, models=["G"]), "models": state}
+    else:
+        bad = {"spec": spec, "models": {"G": [1, 2]}}
+    path = tmp_path / "checkpoint.pt"
+    torch.save(dict(bad, step=1, world_size=1, optimizers={}, rng=[], history={}), path)
+    for read in (lambda: load_model(path), lambda: read_run_checkpoint(path, spec)):
+        with pytest.raises(CheckpointError, match="malformed") as caught:
+            read()
+        assert str(path) in str(caught.value) and len(str(caught.value).splitlines()) == 1
