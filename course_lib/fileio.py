@@ -4,6 +4,9 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
+import stat
+import sys
 import tempfile
 import zipfile
 from contextlib import contextmanager
@@ -166,3 +169,27 @@ def writable_folder_problem(folder: str | os.PathLike) -> str | None:
     except OSError as exc:
         return f"{folder} is not writable ({exc.strerror or exc})"
     return None
+
+
+def remove_tree(path: str | os.PathLike) -> None:
+    """``rm -rf path``, also through folders made read-only inside it; nothing if it is gone.
+
+    Permissions are restored only on folders inside ``path``, never through a symbolic
+    link: a link in the tree to a file elsewhere is removed, its target left as it was.
+    """
+    if not os.path.lexists(path):
+        return
+
+    def make_writable_and_retry(function, target, _exc):
+        try:
+            os.chmod(os.path.dirname(target), stat.S_IRWXU)
+            if os.path.isdir(target) and not os.path.islink(target):
+                os.chmod(target, stat.S_IRWXU)
+            function(target)
+        except OSError:
+            pass
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=make_writable_and_retry)
+    else:
+        shutil.rmtree(path, onerror=make_writable_and_retry)

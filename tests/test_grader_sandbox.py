@@ -470,3 +470,29 @@ def test_killing_the_warm_process_costs_at_most_that_exercise(tmp_path, sandbox)
         assert killer["extest.1"].status == "error" and killer["extest.1"].points == 0
     assert (killer["extest.2"].status, killer["extest.3"].status) == ("passed", "passed")
     assert grading.reports["b_next"].total == 6
+
+
+def test_removing_a_workers_folder_never_changes_a_linked_files_permissions(tmp_path, monkeypatch):
+    """The clean-up of a worker's temporary folder (the judge's, without bubblewrap) retries
+    what it could not delete after making it writable, but never chmods through a link to
+    one of the instructor's files."""
+    from course_lib.fileio import remove_tree
+
+    precious = tmp_path / "instructor.txt"
+    precious.write_text("grades")
+    precious.chmod(0o400)
+    worker = tmp_path / "worker" / "locked"
+    worker.mkdir(parents=True)
+    (worker / "link").symlink_to(precious)
+    real_unlink, refused = os.unlink, []
+
+    def unlink(path, *args, **kwargs):   # the first try fails, as in a read-only folder
+        if os.path.basename(path) == "link" and not refused:
+            refused.append(path)
+            raise PermissionError(13, "Permission denied", path)
+        return real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    remove_tree(tmp_path / "worker")
+    assert refused and not (tmp_path / "worker").exists()
+    assert precious.read_text() == "grades" and (precious.stat().st_mode & 0o777) == 0o400

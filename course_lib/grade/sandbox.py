@@ -47,7 +47,6 @@ import selectors
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import sys
 import tempfile
@@ -56,6 +55,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from course_lib.fileio import remove_tree
 from course_lib.grade.calling import WorkerGone
 from course_lib.grade.wire import FrameReader, WireError, pack, take_json_lines, unpack
 
@@ -288,24 +288,6 @@ class CappedOutput:
         middle = f"\n[... {self.dropped} bytes of output not kept ...]\n" if self.dropped else ""
         return (bytes(self.head).decode("utf-8", "replace") + middle
                 + bytes(self.tail).decode("utf-8", "replace"))
-
-
-def remove_tree(path) -> None:
-    """``rm -rf`` that also copes with files made read-only (or already deleted)."""
-    if not os.path.lexists(path):
-        return
-
-    def make_writable_and_retry(function, target, _exc):
-        try:
-            os.chmod(os.path.dirname(target), stat.S_IRWXU)
-            os.chmod(target, stat.S_IRWXU)
-            function(target)
-        except OSError:
-            pass
-    if sys.version_info >= (3, 12):
-        shutil.rmtree(path, onexc=make_writable_and_retry)
-    else:
-        shutil.rmtree(path, onerror=make_writable_and_retry)
 
 
 # --- lanes --------------------------------------------------------------------------------------

@@ -31,11 +31,12 @@ import gc
 import json
 import os
 import select
-import shutil
 import signal
 import socket
 import sys
 import time
+
+from course_lib.fileio import remove_tree
 
 LINUX = sys.platform.startswith("linux")
 POLL = 0.02  # s between looks at the child (its exit, the process count, the judge)
@@ -183,7 +184,7 @@ class Zygote:
                     if os.path.ismount(path):
                         continue
                     if entry.is_dir(follow_symlinks=False):
-                        _rmtree(path)
+                        remove_tree(path)
                     else:
                         os.unlink(path)
                 except OSError:
@@ -304,25 +305,6 @@ class Zygote:
                 return
 
 
-def _rmtree(path: str) -> None:
-    if sys.version_info >= (3, 12):
-        shutil.rmtree(path, onexc=_force)
-    else:
-        shutil.rmtree(path, onerror=_force)
-
-
-def _force(function, path, _exc) -> None:
-    """rmtree's error handler: make the folder writable and try again (student code may
-    have made files read-only)."""
-    try:
-        os.chmod(os.path.dirname(path), 0o700)
-        if os.path.isdir(path) and not os.path.islink(path):
-            os.chmod(path, 0o700)
-        function(path)
-    except OSError:
-        pass
-
-
 def warm(modules: list[str]) -> dict[str, str]:
     """Import ``modules``; return ``{module: error}`` for those that failed."""
     import importlib
@@ -358,7 +340,7 @@ def main() -> None:
             zygote.kill_everything()
             zygote.wipe()
             if config.get("remove_on_exit"):
-                _rmtree(config["remove_on_exit"])
+                remove_tree(config["remove_on_exit"])
             os._exit(0)
 
         signal.signal(signal.SIGTERM, stop)
@@ -379,7 +361,7 @@ def main() -> None:
         zygote.kill_everything()
         zygote.wipe()
         if config.get("remove_on_exit"):
-            _rmtree(config["remove_on_exit"])
+            remove_tree(config["remove_on_exit"])
         os._exit(0)
 
 
