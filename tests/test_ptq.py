@@ -220,3 +220,18 @@ def test_explorer_controls_change_state_and_picture(G, evaluator):
     picture = np.asarray(Image.open(io.BytesIO(explorer.output.value)))
     assert picture.ndim == 3
     assert "image/png" in explorer.snapshot() and "tiny test features" in explorer.snapshot()["text/plain"]
+
+
+def test_notebook_09_records_the_issue_s_figures():
+    """Issue 14's recorded figures are all passed to report.record (the notebook test runs it
+    on ci and checks preset and data_source)."""
+    from pathlib import Path
+
+    from course_lib.notebook import load_cells
+
+    master = Path(__file__).resolve().parents[1] / "solutions" / f"{ptq.NOTEBOOK}.ipynb"
+    cell = next(c.source for c in load_cells(master) if "report.record(" in c.source)
+    for key in ("int8_speedup", "int8_size_ratio", "int8_fd_change",
+                "student_int8_speedup_vs_teacher_fp32", "channel_prune50_speedup",
+                "feature_extractor", "data_source", "preset"):
+        assert f"    {key}=" in cell, f"notebook 09 does not record {key}"
