@@ -148,3 +148,22 @@ def test_pad_channels_last_equals_torch_padding(padding):
     assert torch.equal(int8.pad_channels_last(x, padding), nn.ReflectionPad2d(padding)(x))
     assert torch.equal(int8.pad_channels_last(x, padding, reflect=False),
                        nn.ReplicationPad2d(padding)(x))
+
+
+@needs_engine
+def test_mobile_student_int8_keeps_depthwise_convs_float():
+    """fbgemm's int8 depthwise conv is far slower than float: a mobile-ResNet student's
+    depthwise convs stay float, its pointwise (1x1) and other convs run in int8."""
+    from course_lib.models import MobileResnetGenerator
+
+    torch.manual_seed(0)
+    s = MobileResnetGenerator(widths=(4, 4, 8, 4, 8, 8, 4, 4), n_blocks=3).eval()
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    q = quantize_int8(s, [torch.rand(1, 3, 32, 32) * 2 - 1 for _ in range(4)])
+    float_convs = [m for m in q.modules() if type(m) is nn.Conv2d]
+    assert float_convs and all(m.groups == m.in_channels > 1 for m in float_convs)
+    assert len(float_convs) == 2 * 3                              # two per residual block
+    assert len([m for m in quantized_modules(q) if "Conv" in type(m).__name__]) >= 2 * 3 + 3
+    with torch.no_grad():
+        change = (q(x) - s(x)).abs().mean()
+    assert 0 < change <= 0.08
