@@ -229,14 +229,16 @@ def describe_quality_vs_diversity(v: Verdict) -> str:
 def survivors_and_broken(before: np.ndarray, after: np.ndarray, n: int = 8
                          ) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the ``n`` samples whose realism score changed least (survivors) and the
-    ``n`` that lost most (broken), from per-sample scores [M] before and after compression.
-    Changes are compared on a log scale (the score is a ratio of distances)."""
+    ``n`` whose score changed most (broken; look at before and after to see which way),
+    from per-sample scores [M] before and after compression. Changes are compared on a log
+    scale (the score is a ratio of distances)."""
     before, after = np.asarray(before, float), np.asarray(after, float)
     if before.shape != after.shape or before.ndim != 1:
         raise ValueError(f"need two [M] score arrays, got shapes {before.shape} and {after.shape}")
     n = min(n, len(before))
     change = np.log(np.maximum(after, 1e-12)) - np.log(np.maximum(before, 1e-12))
-    return np.argsort(np.abs(change), kind="stable")[:n], np.argsort(change, kind="stable")[:n]
+    order = np.argsort(np.abs(change), kind="stable")
+    return order[:n], order[::-1][:n]
 
 
 # --- speed and size ----------------------------------------------------------------------------

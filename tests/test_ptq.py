@@ -150,6 +150,8 @@ def test_survivors_and_broken():
     after = np.array([1.0, 0.5, 1.6, 0.1, 1.2])
     survivors, broken = ptq.survivors_and_broken(before, after, n=2)
     assert set(survivors) == {0, 4} and list(broken) == [3, 1]   # /5 is worse than /4
+    _, most = ptq.survivors_and_broken(before, before * np.array([1, 3, 1, 1, 1.1]), n=1)
+    assert list(most) == [1]                    # changed most, even when it rose
     with pytest.raises(ValueError, match="two \\[M\\] score arrays"):
         ptq.survivors_and_broken(before, after[:3])
 
