@@ -238,7 +238,7 @@ def survivors_and_broken(before: np.ndarray, after: np.ndarray, n: int = 8
     n = min(n, len(before))
     change = np.log(np.maximum(after, 1e-12)) - np.log(np.maximum(before, 1e-12))
     order = np.argsort(np.abs(change), kind="stable")
-    return order[:n], order[::-1][:n]
+    return order[:n], order[::-1][:n].copy()   # a copy: torch refuses negative strides
 
 
 # --- speed and size ----------------------------------------------------------------------------

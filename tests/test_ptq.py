@@ -152,6 +152,7 @@ def test_survivors_and_broken():
     assert set(survivors) == {0, 4} and list(broken) == [3, 1]   # /5 is worse than /4
     _, most = ptq.survivors_and_broken(before, before * np.array([1, 3, 1, 1, 1.1]), n=1)
     assert list(most) == [1]                    # changed most, even when it rose
+    assert torch.as_tensor(most).tolist() == [1]   # usable as an index (no negative strides)
     with pytest.raises(ValueError, match="two \\[M\\] score arrays"):
         ptq.survivors_and_broken(before, after[:3])
 
