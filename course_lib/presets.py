@@ -98,11 +98,46 @@ class CycleGANSettings:
 
 
 @dataclass(frozen=True)
+class GanCompSettings:
+    """GAN Compression on the CycleGAN track (notebooks 05-07, ``compress-cyclegan``).
+
+    The teacher is a CycleGAN A -> B generator of the official layout (``ResnetGenerator``)
+    trained in-course at ``teacher_ngf``/``teacher_blocks`` (``full``: the authors'
+    horse2zebra generator when fetched). Students are mobile-ResNet generators distilled
+    from it; the supernet has the teacher's ngf and blocks, with GAN Compression's width
+    choices {64, 48, 32, 24, 16} scaled to that ngf. MACs and latency are always measured
+    at 1x3x256x256, as the paper reports them, whatever size the models were trained at.
+    """
+    image_size: int             # training and evaluation images (square)
+    teacher_ngf: int
+    teacher_blocks: int
+    teacher_steps: int          # CycleGAN steps of the in-course teacher
+    student_widths: tuple       # the fixed student of notebook 05 (8 widths, ngf units)
+    distill_steps: int          # steps of each fixed-width student (distilled or not)
+    supernet_steps: int         # steps of the once-for-all supernet
+    batch_size: int
+    sampling: str               # supernet config sampling: "random" (GAN Compression) or "sandwich"
+    holdout: int                # training A images held out to score search candidates
+    population: int             # evolutionary search (GAN Compression: 100, 25, 50, 50)
+    parents: int
+    mutations: int
+    crossovers: int
+    generations: int
+    budget_ratio: float         # default budget: teacher MACs / this
+    pareto_ratios: tuple        # budgets (teacher MACs / ratio) searched for the Pareto front
+    n_eval: int                 # test A images translated for the final FD
+    n_seeds: int                # seeds of the compared fixed-width students
+    latency_threads: int
+    latency_repeats: int
+
+
+@dataclass(frozen=True)
 class Preset:
     name: str
     cifar: CifarSettings
     fewshot: FewShotSettings
     cyclegan: CycleGANSettings
+    gancomp: GanCompSettings
     repeats: int            # anything that wants a small number of repeats (benchmarks, sweeps)
     # distill, supernet, anycost, ptq: added here by the compression tracks
 
@@ -119,6 +154,12 @@ PRESETS: dict[str, Preset] = {
                                 width=8, n_eval=64, eval_every=5, n_seeds=1, **_FEWSHOT_COMMON),
         cyclegan=CycleGANSettings(image_size=32, steps=8, decay_start=0.5, batch_size=2, ngf=4,
                                   ndf=4, n_blocks=2, n_layers_d=3, eval_every=4, n_eval=16),
+        gancomp=GanCompSettings(image_size=32, teacher_ngf=8, teacher_blocks=3, teacher_steps=30,
+                                student_widths=(4, 4, 4, 2, 2, 2, 4, 4), distill_steps=16,
+                                supernet_steps=30, batch_size=4, sampling="random", holdout=16,
+                                population=8, parents=3, mutations=4, crossovers=4,
+                                generations=2, budget_ratio=8.0, pareto_ratios=(3, 5, 8, 10),
+                                n_eval=16, n_seeds=2, latency_threads=1, latency_repeats=3),
         repeats=1,
     ),
     "class": Preset(
@@ -131,6 +172,16 @@ PRESETS: dict[str, Preset] = {
         cyclegan=CycleGANSettings(image_size=64, steps=1200, decay_start=0.5, batch_size=1,
                                   ngf=16, ndf=32, n_blocks=6, n_layers_d=3, eval_every=200,
                                   n_eval=60),
+        # Measured here (2 cores): a teacher step (ngf 24, 9 blocks, 64x64, batch 1) and a
+        # distillation step take ~0.1-0.2 s, so the whole pipeline is hours: notebooks 05-07
+        # show it recorded (python -m course_lib.gancomp.record --preset class).
+        gancomp=GanCompSettings(image_size=64, teacher_ngf=24, teacher_blocks=9,
+                                teacher_steps=3000, student_widths=(12, 12, 12, 9, 9, 9, 12, 12),
+                                distill_steps=2000, supernet_steps=4000, batch_size=1,
+                                sampling="random", holdout=60, population=30, parents=10,
+                                mutations=10, crossovers=10, generations=5, budget_ratio=20.0,
+                                pareto_ratios=(5, 10, 15, 20, 25), n_eval=60, n_seeds=2,
+                                latency_threads=1, latency_repeats=10),
         repeats=3,
     ),
     "full": Preset(
@@ -144,6 +195,14 @@ PRESETS: dict[str, Preset] = {
         cyclegan=CycleGANSettings(image_size=256, steps=266_800, decay_start=0.5,
                                   batch_size=1, ngf=64, ndf=64, n_blocks=9, n_layers_d=3,
                                   eval_every=13_340, n_eval=120),
+        # The paper's horse2zebra pipeline: the authors' teacher (56.8G MACs) when fetched.
+        gancomp=GanCompSettings(image_size=256, teacher_ngf=64, teacher_blocks=9,
+                                teacher_steps=266_800, student_widths=(16, 16, 32, 16, 32, 32, 16, 16),
+                                distill_steps=266_800, supernet_steps=400_000, batch_size=1,
+                                sampling="random", holdout=120, population=100, parents=25,
+                                mutations=50, crossovers=50, generations=10, budget_ratio=21.0,
+                                pareto_ratios=(5, 10, 20, 30, 40), n_eval=120, n_seeds=1,
+                                latency_threads=1, latency_repeats=20),
         repeats=5,
     ),
 }
