@@ -37,7 +37,8 @@ from torch import nn
 from course_lib.compress.supernet import export_subnet
 from course_lib.fileio import atomic_torch_save, load_checkpoint
 from course_lib.models.registry import build_model
-from course_lib.recording import Recording, Track, load_recording, recording_dir, record_runs, register_track
+from course_lib.recording import (Recording, Track, load_recording, record_runs, recording_dir,
+                                  register_track, thin_history)
 
 TRACK = register_track(Track(
     "gancomp", ("model",), lambda r: f"{r['model']}-s{r['seed']}", "gancomp_",
@@ -60,13 +61,15 @@ def write_recording(directory, report: dict, runs: dict, supernet_run, teacher, 
     plan = [{"model": m, "seed": seed} for m in MODELS for seed in range(len(runs[m]))]
     teacher_out = translate(teacher.model, show)
     meta = {"report": report, "settings": asdict(settings),
-            "teacher_history": teacher.history, "teacher_seconds": teacher.seconds,
-            "supernet_history": supernet_run.history, "supernet_seconds": supernet_run.seconds}
+            "teacher_history": thin_history(teacher.history), "teacher_seconds": teacher.seconds,
+            "supernet_history": thin_history(supernet_run.history),
+            "supernet_seconds": supernet_run.seconds}
     rec = record_runs("gancomp", plan, lambda model, seed: runs[model][seed], preset=preset,
                       feature_extractor=feature_extractor, data_source=data_source,
                       out_dir=directory, n_samples=len(show), meta=meta,
                       extra_samples={"inputs": torch.as_tensor(show).float() / 127.5 - 1,
-                                     "teacher": teacher_out, "student": translate(student, show)})
+                                     "teacher": teacher_out, "student": translate(student, show)},
+                      describe=lambda run, final: f"{run['key']}: FD {final.get('fd_a2b', float('nan')):.3f}")
     _fp16_file(teacher.model, teacher.spec, directory / WEIGHT_FILES["teacher"])
     _fp16_file(supernet_run.model, supernet_run.spec["models"]["student"],
                directory / WEIGHT_FILES["supernet"])
