@@ -114,3 +114,57 @@ def test_compress_cyclegan_bad_input_is_one_line(tmp_path, capsys):
                  "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert "nope.pth" in err and len(err.strip().splitlines()) == 1
+
+
+def test_exercise_references_agree_with_the_library_layers():
+    from course_lib.compress.supernet import SuperConv2d, SuperConvTranspose2d, draw_configs, sliced_conv
+    g = torch.Generator().manual_seed(0)
+    conv, up = SuperConv2d(6, 8, 3, padding=1), SuperConvTranspose2d(6, 8, 3, 2, 1, 1)
+    x = torch.randn(2, 4, 5, 5, generator=g)
+    assert torch.equal(sliced_conv(x, conv.weight, conv.bias, 3, False, 1, 1), conv(x, 3))
+    assert torch.equal(sliced_conv(x, up.weight, up.bias, 3, True, 2, 1, 1), up(x, 3))
+    space = [[4, 2], [8, 6, 4]]
+    a = draw_configs(space, 50, torch.Generator().manual_seed(1))
+    assert a == draw_configs(space, 50, torch.Generator().manual_seed(1))
+    assert {c[1] for c in a} == {8, 6, 4} and all(c[0] in (4, 2) for c in a)
+
+
+def test_next_generation_keeps_the_best_and_respects_the_budget():
+    from course_lib.compress.search import next_generation
+    space = [[4, 3, 2, 1]] * 4
+    costs = [1.0, 2.0, 2.0, 1.0]
+    population = [(1, 1, 1, 1), (2, 2, 2, 2), (1, 2, 1, 2), (2, 1, 2, 1), (3, 1, 1, 1)]
+    scores = [5.0, 1.0, 3.0, 2.0, 4.0]
+    out = next_generation(population, scores, space, costs, 12.0, 2, 12, torch.Generator().manual_seed(0))
+    assert out[:2] == [(2, 2, 2, 2), (2, 1, 2, 1)]
+    assert len(out) == 14 and all(sum(c * w for c, w in zip(costs, k)) <= 12.0 for k in out)
+
+
+def test_cycle_consistency_and_distillation_losses():
+    from course_lib.compress.distill import distillation_loss, distill_losses, feature_loss
+    from course_lib.losses import cycle_consistency_loss
+    a = torch.zeros(1, 3, 4, 4)
+    assert float(cycle_consistency_loss(a, a + 0.5, a, a - 0.25, 10.0)) == pytest.approx(7.5)
+    g = torch.Generator().manual_seed(0)
+    s_out, t_out = torch.randn(2, 3, 4, 4, generator=g), torch.randn(2, 3, 4, 4, generator=g)
+    s, t = [torch.randn(2, 2, 2, 2, generator=g)], [torch.randn(2, 5, 2, 2, generator=g)]
+    mapper = torch.nn.Conv2d(2, 5, 1, bias=False)
+    want = distill_losses(s_out, t_out, feature_loss(s, t, [mapper]))["total"]
+    got = distillation_loss(s_out, t_out, s, t, [mapper.weight])
+    assert float(got.detach()) == pytest.approx(float(want.detach()))
+
+
+def test_the_ci_recording_rebuilds_its_student_and_stands_in_for_class(monkeypatch, tmp_path):
+    from course_lib.gancomp.record import compressed_student, has_recording, notebook_recording
+    shown = notebook_recording("ci")
+    assert not shown.stand_in and "Stand-in" not in shown.banner()
+    student = compressed_student("ci")
+    assert list(student.widths) == shown.report["student_config"]
+    models = shown.models()
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(student(x), models["supernet"](x, tuple(student.widths)), atol=1e-5)
+    monkeypatch.setattr("course_lib.recording.RECORDED_DIR", tmp_path)   # nothing recorded there
+    assert not has_recording("class")
+    with pytest.raises(FileNotFoundError, match="course_lib.gancomp.record"):
+        notebook_recording("class")
