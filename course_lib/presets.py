@@ -172,15 +172,17 @@ PRESETS: dict[str, Preset] = {
         cyclegan=CycleGANSettings(image_size=64, steps=1200, decay_start=0.5, batch_size=1,
                                   ngf=16, ndf=32, n_blocks=6, n_layers_d=3, eval_every=200,
                                   n_eval=60),
-        # Measured here (2 cores): a teacher step (ngf 24, 9 blocks, 64x64, batch 1) and a
-        # distillation step take ~0.1-0.2 s, so the whole pipeline is hours: notebooks 05-07
-        # show it recorded (python -m course_lib.gancomp.record --preset class).
-        gancomp=GanCompSettings(image_size=64, teacher_ngf=24, teacher_blocks=9,
-                                teacher_steps=3000, student_widths=(12, 12, 12, 9, 9, 9, 12, 12),
-                                distill_steps=2000, supernet_steps=4000, batch_size=1,
-                                sampling="random", holdout=60, population=30, parents=10,
-                                mutations=10, crossovers=10, generations=5, budget_ratio=20.0,
-                                pareto_ratios=(5, 10, 15, 20, 25), n_eval=60, n_seeds=2,
+        # Sized to be recorded in about 40 minutes on this busy 2-core machine, one thread
+        # per process (measured under load: a teacher step ~1.4 s, a distillation step
+        # ~0.3 s, a thin CycleGAN step ~0.7 s): short runs, still far beyond class time, so notebooks 05-07 show the recording
+        # (python -m course_lib.gancomp.record --preset class). The student's widths give
+        # about the 0.25x generator's MACs, so the two compare at equal cost.
+        gancomp=GanCompSettings(image_size=64, teacher_ngf=16, teacher_blocks=9,
+                                teacher_steps=800, student_widths=(6, 6, 8, 6, 6, 6, 6, 6),
+                                distill_steps=600, supernet_steps=1200, batch_size=1,
+                                sampling="random", holdout=60, population=20, parents=6,
+                                mutations=8, crossovers=8, generations=4, budget_ratio=20.0,
+                                pareto_ratios=(5, 10, 15, 20), n_eval=60, n_seeds=2,
                                 latency_threads=1, latency_repeats=10),
         repeats=3,
     ),
