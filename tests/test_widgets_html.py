@@ -16,6 +16,7 @@ from course_lib.models import DCGANGenerator
 from course_lib.tasks.dcgan import TrainConfig
 from course_lib.widgets import (augment_explorer, dataset_browser, latent_explorer, live_run,
                                 recorded_runs_explorer, rerun_panel)
+from course_lib.widgets.leak import leak_lab
 from course_lib.widgets.overfitting import LiveTraining
 from course_lib.workbook import write_html
 
@@ -37,6 +38,7 @@ def widgets():
         "live_training": LiveTraining(_images(32), _images(16, seed=1), config),   # not run yet
         "latent_explorer": latent_explorer(G, _images(10), k=2, spaces=("pixel",)),
         "rerun_panel": rerun_panel(lambda way, seed: (_images(4), {"fd": 1.0}), ways=("baseline",)),
+        "leak_lab": leak_lab(lambda strategy, callback: None, _images(8)),              # not run yet
     }
 
 
