@@ -85,8 +85,8 @@ def check_discriminator_loss(student):
         want = (sum(_softplus(-x) for x in real) / len(real) + sum(_softplus(x) for x in fake) / len(fake))
         got = out.item()
         expect(_close(got, want),
-               f"for real logits {real} and fake logits {fake} the loss must be "
-               f"mean(softplus(-real)) + mean(softplus(fake)) = {want:.5f}, got {got:.5f}"
+               f"for real logits {real} and fake logits {fake} the loss is {want:.5f}, "
+               f"got {got:.5f}"
                f"{_d_hint(got, real, fake)}")
 
     # Invariant: a confident, correct D has a loss near 0; the loss is finite for huge logits.
@@ -152,7 +152,7 @@ def check_generator_loss(student):
         want = sum(_softplus(-x) for x in fake) / len(fake)
         got = out.item()
         expect(_close(got, want),
-               f"for fake logits {fake} the loss must be mean(softplus(-fake)) = {want:.5f}, "
+               f"for fake logits {fake} the loss is {want:.5f}, "
                f"got {got:.5f}{_g_hint(got, fake)}")
 
     # The point of "non-saturating": a strong gradient when D confidently rejects the fakes,
