@@ -427,3 +427,23 @@ def test_no_process_is_left_behind(tmp_path, checks):
 
 if os.name != "posix":  # the sandbox relies on process groups and inherited pipes
     pytestmark = pytest.mark.skip("the grader runs on Linux and macOS")
+
+
+def test_no_thread_of_the_grader_outlives_grading(tmp_path, checks, monkeypatch):
+    """The optimiser warm-up runs beside the lanes; the process that graded may exit at once
+    after grade_path returns, and an exit while that thread is inside torch's import aborts
+    the interpreter ('FATAL: exception not rethrown', seen in CI). So it is joined first."""
+    import threading
+
+    from course_lib.grade import runner
+
+    finished = threading.Event()
+
+    def slow_warm_up():
+        time.sleep(2.0)
+        finished.set()
+
+    monkeypatch.setattr(runner, "_build_an_optimiser", slow_warm_up)
+    import torch  # noqa: F401 - the warm-up only runs when torch is loaded
+    grade(make_notebook(tmp_path / "extest.ipynb"), checks)
+    assert finished.is_set()

@@ -359,10 +359,14 @@ def _grade_jobs(jobs, workers, progress, sandboxed: bool, limits: Limits):
             module = path.rpartition(".")[0]
             if module not in warm:
                 warm.append(module)
+    warm_up = None
     if "torch" in sys.modules:
         # The first optimiser a check builds imports torch._dynamo (seconds): do it while
-        # the lanes start rather than inside the first exercise's time.
-        threading.Thread(target=_build_an_optimiser, daemon=True).start()
+        # the lanes start rather than inside the first exercise's time. It is joined before
+        # returning: a process that exits while this thread is inside torch's import aborts
+        # ("FATAL: exception not rethrown").
+        warm_up = threading.Thread(target=_build_an_optimiser, daemon=True)
+        warm_up.start()
     lanes_wanted = max(1, min(workers or os.cpu_count() or 1, len(pending)))
     queue_lock = threading.Lock()
     failures: list[str] = []
@@ -431,6 +435,9 @@ def _grade_jobs(jobs, workers, progress, sandboxed: bool, limits: Limits):
                 if in_main:
                     signal.signal(signal.SIGINT, previous)
             raise
+        finally:
+            if warm_up is not None:
+                warm_up.join()
     missing = [i for i, r in enumerate(results) if r is None]
     if missing:
         why = failures[0] if failures else "the grader's worker processes stopped"
