@@ -39,7 +39,7 @@ from course_lib.engine.device import run_in_chunks
 from course_lib.engine.loop import Run, StepContext, Task, fit
 from course_lib.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from course_lib.models.registry import build_model, model_spec
-from course_lib.monitor import evaluate_discriminator, spread_subset
+from course_lib.monitor import SignTally, evaluate_discriminator, spread_subset
 from course_lib.presets import Preset
 
 STRATEGIES = ("none", "real_only", "d_step_only", "diffaugment")
@@ -232,7 +232,10 @@ class DCGANTask(Task):
 
     Per step it logs ``loss_d``, ``loss_g`` and ``r_t_batch``, the mean sign of D's logits
     on the real batch it trained on (augmented, if the strategy augments reals): ADA's
-    r_t as D sees the data in training (BatchNorm in batch-statistics mode).
+    r_t as D sees the data in training (BatchNorm in batch-statistics mode). Each
+    evaluation's ``acc_train`` and ``r_t`` accumulate those logits over the steps since
+    the previous evaluation; held-out reals, training reals and fakes are measured the same
+    way (see :mod:`course_lib.monitor`). Under torchrun the tally is rank 0's batches.
     """
 
     name = "dcgan"
@@ -264,6 +267,7 @@ class DCGANTask(Task):
             raise ValueError(f"a step_fn trains without augmentation; got augment={config.augment!r}")
         self.step_fn = step_fn
         self.augment_fn = augment_fn    # T(x, generator=...) of one's own, instead of diff_augment
+        self.tally = SignTally()        # D's logits on its training reals since the last evaluation
 
     @property
     def data_source(self) -> str:
@@ -325,12 +329,19 @@ class DCGANTask(Task):
             real_logits = D(real_in)
             loss_d = losses.d_loss(real_logits, D(fake_in), c.loss)
         ctx.update(loss_d, optimizers["D"])
+        self.tally.add(real_logits)
         # D is frozen for G's step: no gradients for its weights (and no all-reduce).
         with ctx.frozen(D) as D_fixed, ctx.autocast():
             loss_g = generator_loss(D_fixed, fake, c.augment, self.T, c.loss)
         ctx.update(loss_g, optimizers["G"])
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
                 "r_t_batch": torch.sign(real_logits.detach().float()).mean()}
+
+    def state_dict(self) -> dict:
+        return {"tally": self.tally.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.tally.load_state_dict(state.get("tally", {}))
 
     def sampler(self, models) -> nn.Module:
         return models[self.sample_role]
@@ -340,7 +351,15 @@ class DCGANTask(Task):
         device = next(D.parameters()).device
         fakes = generate(G_eval, self.monitor_z)
         held = None if self.monitor_heldout is None else self.monitor_heldout.to(device)
-        figures = evaluate_discriminator(D, self.monitor_reals.to(device), held, fakes.to(device))
+        # The strategy's augmentation as in D's step, from a generator of its own (the same
+        # draws at every evaluation; the training streams are not touched).
+        c, gen = self.cfg, torch.Generator().manual_seed(4321)
+        T = lambda x: diff_augment(x, c.policy, generator=gen)  # noqa: E731
+        real_t = T if c.augment in ("real_only", "d_step_only", "diffaugment") else None
+        fake_t = T if c.augment in ("d_step_only", "diffaugment") else None
+        figures = evaluate_discriminator(D, self.monitor_reals.to(device), held, fakes.to(device),
+                                         batch_size=max(1, c.batch_size), train_tally=self.tally.read(),
+                                         real_transform=real_t, fake_transform=fake_t)
         if self.eval_fn is not None:
             figures.update(self.eval_fn(G_eval))
         return figures
