@@ -116,6 +116,9 @@ class PTQSettings:
     latency_threads: int
     calibration_batches: int    # input batches that set the int8 activation ranges
     paper_scale: bool           # also time the paper-size CycleGAN teacher and student
+
+
+@dataclass(frozen=True)
 class GanCompSettings:
     """GAN Compression on the CycleGAN track (notebooks 05-07, ``compress-cyclegan``).
 
