@@ -15,7 +15,8 @@ measuring for the notebook, on two generators:
 - a CycleGAN teacher and its compressed student, where the question is compounding:
   :func:`speed_and_size` times fp32, int8 and pruned models interleaved and reads their
   state-dict sizes; :func:`compounding` gives the "compressed, then int8" student's
-  speed-up over the fp32 teacher.
+  speed-up over the fp32 teacher (notebook 07's models, :func:`notebook07_models`, or a
+  stand-in of the same architecture, :func:`cyclegan_pair`).
 
 Latency is measured on one thread by default (``PTQSettings.latency_threads``): on a
 shared 2-core machine two threads made these ratios noise. Quote ratios from one run.
@@ -54,8 +55,6 @@ FIGURES = ("fd",) + QUALITY + DIVERSITY
 # GAN Compression's horse2zebra student (Li et al., CVPR 2020): "16_16_32_16_32_32_16_16",
 # 2.67 GMACs at 256x256 against the teacher's 56.8.
 PAPER_STUDENT_WIDTHS = (16, 16, 32, 16, 32, 32, 16, 16)
-# The zoo entry notebook 07 writes for its compressed CycleGAN student (seed 0).
-NOTEBOOK07_STUDENT = "cyclegan-student"
 
 
 def settings_for(preset: str | Preset | None = None) -> PTQSettings:
@@ -296,16 +295,19 @@ def cyclegan_pair(scale: str, preset: str | Preset | None = None):
                                     f"{size}x{size}")
 
 
-def notebook07_student(preset: str | Preset | None = None) -> nn.Module | None:
-    """Notebook 07's compressed CycleGAN student from the zoo, or None while 07 has not
-    written one (then the notebook uses :func:`cyclegan_pair`'s labelled stand-in)."""
-    from course_lib import zoo
-    from course_lib.engine.checkpoint import load_model
+def notebook07_models(preset: str | Preset | None = None):
+    """``(teacher, student, image_size)``: notebook 07's recorded CycleGAN teacher and its
+    compressed student (fp32, eval) when the GAN Compression recording of ``preset`` is
+    shipped (``course_lib.gancomp.record``), else None; then the notebook uses
+    :func:`cyclegan_pair`'s labelled stand-in (another preset's recording would measure
+    models of another size)."""
+    from course_lib.gancomp.record import has_recording, recorded_models
 
-    payload, meta = zoo.entry_paths(NOTEBOOK07_STUDENT, get_preset(preset).name, 0)
-    if not (payload.exists() and meta.exists()):
+    preset = get_preset(preset)
+    if not has_recording(preset.name):
         return None
-    return load_model(payload)
+    models = recorded_models(preset.name)
+    return models["teacher"], models["student"], preset.gancomp.image_size
 
 
 def compounding(teacher: nn.Module, student: nn.Module, images: torch.Tensor, repeats: int,

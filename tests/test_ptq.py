@@ -167,7 +167,7 @@ def test_speed_and_size_ratios_are_over_the_baseline(G):
     assert out["threads"] == 1 and len(out["load_average"]) == 2
 
 
-def test_cyclegan_pair_scales_and_the_notebook07_hook(monkeypatch, tmp_path):
+def test_cyclegan_pair_scales_and_the_notebook07_hook(monkeypatch):
     teacher, student, size, text = ptq.cyclegan_pair("class", "ci")
     c = PRESETS["ci"].cyclegan
     assert isinstance(teacher, ResnetGenerator) and isinstance(student, MobileResnetGenerator)
@@ -176,8 +176,15 @@ def test_cyclegan_pair_scales_and_the_notebook07_hook(monkeypatch, tmp_path):
     assert teacher(x).shape == student(x).shape == x.shape
     with pytest.raises(ValueError, match="scale must be"):
         ptq.cyclegan_pair("huge")
-    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
-    assert ptq.notebook07_student("ci") is None
+    # notebook 07's ci recording is shipped: its teacher and compressed student
+    teacher, student, size = ptq.notebook07_models("ci")
+    assert isinstance(student, MobileResnetGenerator) and size == PRESETS["ci"].gancomp.image_size
+    x = torch.rand(1, 3, size, size) * 2 - 1
+    assert teacher(x).shape == student(x).shape == x.shape
+    from course_lib.gancomp import record
+
+    monkeypatch.setattr(record, "has_recording", lambda preset: False)
+    assert ptq.notebook07_models("class") is None
 
 
 def test_compounding_reports_both_models_and_int8(monkeypatch):
@@ -223,6 +230,7 @@ def test_explorer_controls_change_state_and_picture(G, evaluator):
     picture = np.asarray(Image.open(io.BytesIO(explorer.output.value)))
     assert picture.ndim == 3
     assert "image/png" in explorer.snapshot() and "tiny test features" in explorer.snapshot()["text/plain"]
+    assert explorer.snapshot()["image/png"] != compression_explorer(G, evaluator, n_show=8).snapshot()["image/png"]
 
 
 def test_notebook_09_records_the_issue_s_figures():

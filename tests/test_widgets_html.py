@@ -39,7 +39,16 @@ def widgets():
         "latent_explorer": latent_explorer(G, _images(10), k=2, spaces=("pixel",)),
         "rerun_panel": rerun_panel(lambda way, seed: (_images(4), {"fd": 1.0}), ways=("baseline",)),
         "leak_lab": leak_lab(lambda strategy, callback: None, _images(8)),              # not run yet
+        "compression_explorer": _compression_explorer(G),
     }
+
+
+def _compression_explorer(G):
+    from course_lib.ptq import Evaluator
+    from course_lib.widgets import compression_explorer
+
+    evaluator = Evaluator.of(_images(20), G.z_dim, n_samples=16, n_seeds=1)
+    return compression_explorer(G, evaluator, n_show=4)
 
 
 def test_every_widget_offers_a_png_of_its_state(widgets):

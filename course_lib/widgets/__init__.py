@@ -14,12 +14,14 @@ from course_lib.widgets.browse import BrowserState, DatasetBrowser, dataset_brow
 from course_lib.widgets.core import CourseWidget, png_bytes
 from course_lib.widgets.latent import latent_explorer, rerun_panel
 from course_lib.widgets.overfitting import live_training, recorded_runs_explorer
+from course_lib.widgets.ptq import compression_explorer
 
 __all__ = [
     "CourseWidget", "png_bytes", "DatasetBrowser", "BrowserState",
-    # one factory per widget, by notebook: 00, 02, 03, 04
+    # one factory per widget, by notebook: 00, 02, 03, 04, 09
     "dataset_browser",
     "recorded_runs_explorer", "live_training",
     "augment_explorer", "live_run",
     "latent_explorer", "rerun_panel",
+    "compression_explorer",
 ]

@@ -117,14 +117,6 @@ class CompressionExplorer(CourseWidget):
         self.caption.value = self.state.caption
         self.output.value = png_bytes(image_grid(images), self.scale)
 
-    def snapshot(self) -> dict:
-        import base64
-        import re
-
-        text = re.sub(r"<[^>]+>", " ", self.state.caption)
-        return {"image/png": base64.b64encode(self.output.value).decode("ascii"),
-                "text/plain": f"compression explorer (compressed samples): {text}"}
-
 
 def compression_explorer(G, evaluator: ptq.Evaluator, calibration=None, n_show: int = 16,
                          threads: int = 1) -> CompressionExplorer:
