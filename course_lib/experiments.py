@@ -9,6 +9,17 @@ re-run one live on demand. Recreate the recordings with::
     python -m course_lib.experiments --preset class
 
 Every run also goes through the model zoo, so a re-run of a notebook is fast.
+
+A second recording, the ``monitor`` track (``monitor_runs.json``), holds D's monitor
+(accuracies, r_t, r_v, measured as D sees the data in training: see
+:mod:`course_lib.monitor`) for runs of the notebooks' live length (``cifar.steps``) at
+every fraction, with and without DiffAugment, ``cifar.n_seeds`` seeds each::
+
+    python -m course_lib.experiments --monitor --preset class [--part 0/2] [--cached-only]
+
+``--part K/N`` trains every N-th run (start N processes to share the work); each run is
+cached in the zoo as it finishes, and ``--cached-only`` assembles the recording from the
+runs cached so far, listing the others as missing.
 """
 from __future__ import annotations
 
@@ -19,7 +30,7 @@ from pathlib import Path
 from course_lib import recording, zoo
 from course_lib.metrics import Reference
 from course_lib.presets import Preset, get_preset
-from course_lib.recording import RECORDED_DIR, Recording, record_runs
+from course_lib.recording import RECORDED_DIR, NotRecorded, Recording, record_runs
 from course_lib.train import TrainConfig, TrainResult, fixed_latents, generate, stack_images, train_gan
 
 FRACTIONS = (1.0, 0.2, 0.1)
@@ -31,11 +42,12 @@ STRATEGY_LABELS = {
 }
 # Bump when the training of these runs changes, so their zoo entries are retrained.
 # 2: the monitor's reals are drawn across the sets (not the first 256); r_t_batch is logged.
-RECIPE = 2
+# 3: the monitor measures D as it trains (batch statistics, accumulated r_t; r_v).
+RECIPE = 3
 
 __all__ = ["FRACTIONS", "STRATEGY_LABELS", "RECORDED_DIR", "Recording", "Reference",
            "cifar_reference", "fd_eval_fn", "run_name", "cifar_run", "recording_plan", "record",
-           "load_recording"]
+           "load_recording", "monitor_plan", "record_monitor", "load_monitor_recording"]
 
 
 def cifar_reference(preset: Preset, extractor=None) -> Reference:
@@ -54,19 +66,23 @@ def fd_eval_fn(reference: Reference, n_samples: int, seed: int = 777):
     return evaluate
 
 
-def run_name(fraction: float, augment: str) -> str:
-    return f"dcgan-cifar-{round(fraction * 100)}pct-{augment}"
+def run_name(fraction: float, augment: str, steps: int | None = None) -> str:
+    """The zoo name of a run; runs of another length than the recorded comparison's
+    (``steps`` given) get their own entry, e.g. ``dcgan-cifar-10pct-none-1000steps``."""
+    return f"dcgan-cifar-{round(fraction * 100)}pct-{augment}" + (f"-{steps}steps" if steps else "")
 
 
 def cifar_run(fraction: float, augment: str, seed: int = 0, preset: str | Preset | None = None,
               policy: str = "color,translation,cutout", reference: Reference | None = None,
-              progress: bool = True, steps: int | None = None) -> TrainResult:
+              progress: bool = True, steps: int | None = None,
+              cached_only: bool = False) -> TrainResult:
     """Train (or load from the zoo) a DCGAN on ``fraction`` of the CIFAR track for ``steps``
     steps (default: the preset's ``cifar.compare_steps``, the length of the recorded runs).
 
     The history holds D's accuracy on training vs held-out reals, r_t and the Fréchet
     distance to the test images, evaluated 20 times over the run (or every
-    ``preset.cifar.eval_every`` steps, if that is rarer).
+    ``preset.cifar.eval_every`` steps, if that is rarer). ``cached_only``: raise
+    :class:`~course_lib.recording.NotRecorded` instead of training a run the zoo lacks.
     """
     from course_lib.data import cifar10
 
@@ -76,6 +92,8 @@ def cifar_run(fraction: float, augment: str, seed: int = 0, preset: str | Preset
                                      eval_every=max(preset.cifar.eval_every, steps // 20))
 
     def train(p: Preset, s: int) -> dict:
+        if cached_only:
+            raise NotRecorded(f"{run_name(fraction, augment)} seed {s} ({steps} steps) is not cached")
         ref = reference or cifar_reference(p)
         data = cifar10(fraction=fraction, split="train", seed=s)
         heldout = cifar10(split="heldout")
@@ -87,8 +105,10 @@ def cifar_run(fraction: float, augment: str, seed: int = 0, preset: str | Preset
                        seconds=round(time.perf_counter() - started, 1))
         return payload
 
-    payload = zoo.load_or_train(run_name(fraction, augment), train, preset=preset, seed=seed,
-                                config={**config.as_dict(), "fraction": fraction}, recipe=RECIPE)
+    name = run_name(fraction, augment, None if steps == preset.cifar.compare_steps else steps)
+    payload = zoo.load_or_train(name, train, preset=preset, seed=seed,
+                                config={**config.as_dict(), "fraction": fraction}, recipe=RECIPE,
+                                verbose=not cached_only)
     return TrainResult.from_payload(payload)
 
 
@@ -136,11 +156,119 @@ def load_recording(preset: str = "class", directory: str | Path | None = None) -
     return recording.load_recording("cifar", preset, directory)
 
 
+def monitor_plan(preset: Preset) -> list[tuple]:
+    """(fraction, strategy, seed) of every run of the monitor recording, the most important
+    first: 10% with and without DiffAugment, then every fraction without, then with."""
+    seeds = range(preset.cifar.n_seeds)
+    plan = [(0.1, a, s) for s in seeds for a in ("none", "diffaugment")]
+    plan += [(f, "none", s) for f in (0.2, 1.0) for s in seeds]
+    plan += [(f, "diffaugment", s) for f in (0.2, 1.0) for s in seeds]
+    return plan
+
+
+def _part(plan: list, part: str | None) -> list:
+    """Every N-th run of ``plan`` starting at K, for ``part`` = "K/N" (None: all)."""
+    if not part:
+        return plan
+    k, n = (int(x) for x in part.split("/"))
+    if not 0 <= k < n:
+        raise ValueError(f"--part K/N needs 0 <= K < N, got {part}")
+    return plan[k::n]
+
+
+def record_monitor(preset: str | Preset = "class", out_dir: str | Path | None = None,
+                   n_samples: int = 16, cached_only: bool = False, part: str | None = None) -> Path:
+    """Record D's monitor for runs of ``preset.cifar.steps`` steps (:func:`monitor_plan`).
+
+    Writes ``monitor_runs.json`` and ``monitor_samples.npz``. ``cached_only``: train
+    nothing, assemble from the runs cached in the zoo (the others are listed in the
+    recording's ``missing``). ``part`` "K/N": train only every N-th run from the K-th
+    (and write the recording to ``out_dir`` only if given: the parts are assembled with
+    ``cached_only``).
+    """
+    from course_lib.data import cifar10
+
+    preset = get_preset(preset)
+    reference = cifar_reference(preset)
+    plan = [{"fraction": f, "augment": a, "seed": s}
+            for f, a, s in _part(monitor_plan(preset), part)]
+
+    def train(fraction, augment, seed):
+        return cifar_run(fraction, augment, seed, preset, reference=reference,
+                         steps=preset.cifar.steps, cached_only=cached_only)
+
+    def describe(run, final):
+        return (f"{run['key']}: acc_train {final['acc_train']:.3f}, held-out "
+                f"{final['acc_heldout']:.3f}, r_t {final['r_t']:.3f}, r_v {final['r_v']:.2f}, "
+                f"fd {final.get('fd', float('nan')):.3f}")
+
+    if part and not out_dir:
+        for cell in plan:
+            train(**cell)
+        return RECORDED_DIR / preset.name
+    command = f"python -m course_lib.experiments --monitor --preset {preset.name}"
+    rec = record_runs("monitor", plan, train, preset=preset.name,
+                      feature_extractor=reference.label,
+                      data_source=cifar10(split="test").source, out_dir=out_dir,
+                      n_samples=n_samples, describe=describe,
+                      meta={"steps": preset.cifar.steps, "complete_with": command,
+                            "monitor": "D in training mode (batch statistics); acc_train and "
+                                       "r_t accumulated over the training batches since the "
+                                       "previous evaluation; held-out reals and fakes measured "
+                                       "the same way without updating D's running statistics"})
+    if rec.missing:
+        print(f"{len(rec.missing)} run(s) not recorded yet; finish with `{command}`")
+    return Path(out_dir) if out_dir else RECORDED_DIR / rec.preset
+
+
+EVAL_MODE_KEYS = ("acc_train", "acc_heldout", "acc_fake", "gap", "r_t")
+
+
+def retire_eval_mode_monitor(directory: str | Path) -> bool:
+    """Drop the monitor figures of a CIFAR-track recording made before recipe 3 (measured
+    with D in eval mode, not the classifier being trained: see :mod:`course_lib.monitor`),
+    keeping its FD curves, which do not depend on how D is watched; the monitor recording
+    holds D's figures instead. Returns True if the file changed."""
+    import json
+
+    from course_lib.fileio import atomic_path
+
+    path = Path(directory) / "runs.json"
+    body = json.loads(path.read_text())
+    if body.get("monitor_retired"):
+        return False
+    for run in body["runs"]:
+        for part in ("history", "final"):
+            for key in EVAL_MODE_KEYS:
+                run[part].pop(key, None)
+    body["monitor_retired"] = ("D's accuracies, gap and r_t were measured in eval mode (BatchNorm "
+                               "running statistics) and are dropped; see monitor_runs.json")
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(body, indent=1))
+    return True
+
+
+def load_monitor_recording(preset: str = "class", directory: str | Path | None = None) -> Recording:
+    """The monitor recording (``course_lib/recorded/<preset>/monitor_runs.json``)."""
+    return recording.load_recording("monitor", preset, directory)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=record.__doc__.splitlines()[0])
     parser.add_argument("--preset", default="class")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--monitor", action="store_true",
+                        help="record D's monitor at the notebooks' run length (monitor_runs.json)")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="with --monitor: train nothing, assemble from the cached runs")
+    parser.add_argument("--part", default=None, metavar="K/N",
+                        help="with --monitor: train every N-th run from the K-th (no recording "
+                             "written unless --out is given)")
     args = parser.parse_args(argv)
+    if args.monitor:
+        where = record_monitor(args.preset, args.out, cached_only=args.cached_only, part=args.part)
+        print(f"monitor runs in {where}")
+        return 0
     print(f"recorded runs written to {record(args.preset, args.out)}")
     return 0
 

@@ -12,7 +12,8 @@ by this library's own code and shipped in ``course_lib/recorded/<preset>/``.
 - :func:`summarize` gives mean ± sd over seeds, :func:`best_and_final` where a curve was
   lowest and where it ended, and :func:`verdict` turns two sets of per-seed figures into
   "better", "worse" or "inconclusive" (the seeds' ranges overlap). Every printed verdict
-  goes through it.
+  goes through it (:func:`trend` for an ordered series, e.g. "rises as data shrinks"),
+  on the final figure and on the best one over training (``which="best"``), side by side.
 
 File layout (JSON + NumPy, no pickles): ``<prefix>runs.json`` holds the track, factors,
 preset, feature extractor, data source, the runs (key, factor values, seed, n_train,
@@ -33,6 +34,11 @@ import torch
 from course_lib.fileio import atomic_path
 
 RECORDED_DIR = Path(__file__).parent / "recorded"
+
+
+class NotRecorded(LookupError):
+    """Raised by a runner's ``train`` for a run it will not train (e.g. assembling a
+    recording from cached runs only): the run is listed as missing, not recorded."""
 
 
 # --- figures over seeds, and verdicts --------------------------------------------------------
@@ -107,6 +113,34 @@ def verdict(baseline: Iterable[float], candidate: Iterable[float], *,
                                    f"against {a.low:.3g}–{a.high:.3g}", a, b)
 
 
+@dataclass(frozen=True)
+class Trend:
+    """Verdicts between neighbours of an ordered series of configurations (e.g. 100%, 20%
+    and 10% of the data): ``steps`` holds (from, to, Verdict) with ``to`` the candidate."""
+    steps: tuple
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        return tuple(v.word for _, _, v in self.steps)
+
+    def holds(self, word: str) -> bool:
+        """True when every step's verdict is ``word`` (e.g. "worse": it worsens at every step)."""
+        return bool(self.steps) and all(w == word for w in self.words)
+
+    def __str__(self) -> str:
+        return "; ".join(f"{a} -> {b}: {v}" for a, b, v in self.steps)
+
+
+def trend(series: list[tuple[str, Iterable[float]]], *, lower_is_better: bool = True,
+          min_seeds: int = 2) -> Trend:
+    """:func:`verdict` of each configuration of ``series`` ([(label, per-seed figures)], in
+    order) against the one before it. "FD rises as the data shrinks" holds only if
+    ``trend([("100%", ...), ("20%", ...), ("10%", ...)]).holds("worse")``."""
+    series = [(label, list(values)) for label, values in series]
+    return Trend(tuple((a, b, verdict(va, vb, lower_is_better=lower_is_better, min_seeds=min_seeds))
+                       for (a, va), (b, vb) in zip(series, series[1:])))
+
+
 # --- tracks ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -136,6 +170,10 @@ register_track(Track(
     "cifar", ("fraction", "augment"),
     lambda r: f"dcgan-cifar-{round(r['fraction'] * 100)}pct-{r['augment']}-s{r['seed']}",
     "", "python -m course_lib.experiments"))
+register_track(Track(
+    "monitor", ("fraction", "augment"),
+    lambda r: f"dcgan-cifar-{round(r['fraction'] * 100)}pct-{r['augment']}-s{r['seed']}",
+    "monitor_", "python -m course_lib.experiments --monitor"))
 register_track(Track(
     "fewshot", ("way",), lambda r: f"{r['way']}-s{r['seed']}",
     "fewshot_", "python -m course_lib.fewshot"))
@@ -219,9 +257,32 @@ class Recording:
             raise KeyError(f"no recorded runs with {self._where(values)}")
         return [r["final"][key] for r in runs if r["final"].get(key) is not None]
 
-    def summary(self, *values, key: str = "fd") -> Summary:
-        """Mean ± sd over seeds of the final ``key`` of configuration ``values``."""
-        return summarize(self.finals(*values, key=key))
+    def bests(self, *values, key: str = "fd", lower_is_better: bool = True) -> list[float]:
+        """Each seed's best ``key`` over its evaluations (the lowest, or the highest if not
+        ``lower_is_better``): the snapshot a paper would report."""
+        runs = self.select(*values)
+        if not runs:
+            raise KeyError(f"no recorded runs with {self._where(values)}")
+        pick = min if lower_is_better else max
+        out = []
+        for r in runs:
+            curve = [v for v in r["history"].get(key, []) if v is not None and np.isfinite(v)]
+            if curve:
+                out.append(float(pick(curve)))
+        return out
+
+    def figures(self, *values, key: str = "fd", which: str = "final") -> list[float]:
+        """Per-seed figures of a configuration: ``which`` = "final" (the end of each run) or
+        "best" (each run's lowest ``key`` over training)."""
+        if which == "final":
+            return self.finals(*values, key=key)
+        if which == "best":
+            return self.bests(*values, key=key)
+        raise ValueError(f"which must be 'final' or 'best', got {which!r}")
+
+    def summary(self, *values, key: str = "fd", which: str = "final") -> Summary:
+        """Mean ± sd over seeds of the final (or best) ``key`` of configuration ``values``."""
+        return summarize(self.figures(*values, key=key, which=which))
 
     def mean_final(self, *values_and_key) -> float:
         """``mean_final(0.1, "none", "fd")``: the mean over seeds of a final figure."""
@@ -271,12 +332,20 @@ class Recording:
         return rows
 
     def compare(self, baseline: tuple, candidate: tuple, key: str = "fd",
-                lower_is_better: bool = True) -> Verdict:
-        """:func:`verdict` of two configurations' final ``key`` over their seeds."""
-        return verdict(self.finals(*baseline, key=key), self.finals(*candidate, key=key),
+                lower_is_better: bool = True, which: str = "final") -> Verdict:
+        """:func:`verdict` of two configurations' final (or best: ``which``) ``key`` over
+        their seeds."""
+        return verdict(self.figures(*baseline, key=key, which=which),
+                       self.figures(*candidate, key=key, which=which),
                        lower_is_better=lower_is_better)
 
     # track-specific extras, when the track records them
+    @property
+    def missing(self) -> list[dict]:
+        """Planned runs not in this recording (a partial one): dicts of factor values, seed
+        and key. The command that completes it is ``meta["complete_with"]``."""
+        return list(self.meta.get("missing", []))
+
     @property
     def settings(self) -> dict:
         return self.meta.get("settings", {})
@@ -336,17 +405,24 @@ def record_runs(track: str, plan: Iterable[dict], train: Callable[..., object], 
     """Train (or load) every run of ``plan`` and write the recording; returns it.
 
     plan: dicts of the track's factor values and ``seed``; ``train(**cell)`` returns a
-        result with ``.history``, ``.sample(n)``, ``.n_train`` and ``.seconds``.
+        result with ``.history``, ``.sample(n)``, ``.n_train`` and ``.seconds``, or raises
+        :class:`NotRecorded`: the run is left out and listed in ``meta["missing"]`` (a
+        partial recording; notebooks show such runs as "not recorded").
     meta: track-specific extras written with the runs; ``extra_samples``: more grids by
         name (e.g. {"pretrained": images}). ``describe(run, final)`` -> a progress line.
     """
     t = TRACKS[track]
     out = recording_dir(preset, out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    runs, samples = [], {}
+    runs, samples, missing = [], {}, []
     for cell in plan:
-        result = train(**cell)
         key = t.key(cell)
+        try:
+            result = train(**cell)
+        except NotRecorded:
+            missing.append({**{k: cell[k] for k in t.factors}, "seed": cell["seed"], "key": key})
+            print(f"{key}: not recorded (missing)")
+            continue
         run = {"key": key, **{k: cell[k] for k in t.factors}, "seed": cell["seed"],
                "n_train": result.n_train, "history": thin_history(result.history),
                "final": final_figures(result.history),
@@ -360,7 +436,7 @@ def record_runs(track: str, plan: Iterable[dict], train: Callable[..., object], 
         samples[name] = grid_u8(images)
     body = {"track": track, "factors": list(t.factors), "preset": preset,
             "feature_extractor": feature_extractor, "data_source": data_source, "runs": runs,
-            **(meta or {}),
+            **(meta or {}), "missing": missing,
             "machine": {"torch_threads": torch.get_num_threads(),
                         "load_average": [round(x, 2) for x in os.getloadavg()]}}
     with atomic_path(out / f"{t.prefix}runs.json") as tmp:

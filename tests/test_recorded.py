@@ -7,14 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib.experiments import FRACTIONS, RECORDED_DIR, load_recording, record, recording_plan
+from course_lib.experiments import (FRACTIONS, RECORDED_DIR, load_monitor_recording, load_recording,
+                                    monitor_plan, record, record_monitor, recording_plan)
 from course_lib.presets import get_preset
 
 # Every recording that ships (a folder with runs.json); ci always does. The class one is
 # made by `python -m course_lib.experiments --preset class` and tested once it is there.
 SHIPPED = sorted({"ci"} | {p.parent.name for p in RECORDED_DIR.glob("*/runs.json")})
-EVAL_KEYS = ("acc_train", "acc_heldout", "acc_fake", "gap", "r_t", "fd")
+MONITOR_KEYS = ("acc_train", "acc_heldout", "acc_fake", "gap", "r_t")
+EVAL_KEYS = MONITOR_KEYS + ("fd",)
 FINAL_KEYS = ("step", "loss_d", "loss_g") + EVAL_KEYS
+MONITORED = sorted({"ci"} | {p.parent.name for p in RECORDED_DIR.glob("*/monitor_runs.json")})
 
 
 def expected_grid(preset_name: str) -> set:
@@ -59,8 +62,15 @@ def test_shipped_recording_has_the_full_grid(shipped):
 def test_shipped_recording_values_are_finite_and_consistent(shipped):
     name, rec = shipped
     steps = get_preset(name).cifar.compare_steps
+    # A recording made before the monitor measured D as it trains has its (eval-mode)
+    # monitor figures retired: only the FD curves remain.
+    retired = bool(rec.meta.get("monitor_retired"))
     for run in rec.runs:
         key, history, final = run["key"], run["history"], run["final"]
+        if retired:
+            assert not set(MONITOR_KEYS) & (set(history) | set(final)), f"{key}: eval-mode figures left"
+            assert final["fd"] > 0 and len(history["fd"]) == len(history["eval_step"])
+            continue
         for k in FINAL_KEYS:
             assert k in final and math.isfinite(final[k]), f"{key}: final {k} = {final.get(k)}"
         assert final["step"] == steps, f"{key} stopped at step {final['step']}, the preset trains {steps}"
@@ -114,3 +124,58 @@ def test_a_fresh_ci_recording_has_the_shipped_structure(tmp_path, monkeypatch):
     assert structure(fresh, keys) == structure(shipped, keys)
     assert fresh.track == "cifar" and fresh.factors == ("fraction", "augment")
     assert "r_t_batch" in fresh.runs[0]["history"]
+
+
+# --- the monitor recording: D's figures measured as D trains ---------------------------------
+
+@pytest.fixture(params=MONITORED)
+def monitored(request, monkeypatch):
+    monkeypatch.delenv("COURSE_PRESET", raising=False)
+    name = request.param
+    return name, load_monitor_recording(name)
+
+
+def test_monitor_recording_is_the_plan_with_missing_runs_listed(monitored):
+    name, rec = monitored
+    preset = get_preset(name)
+    assert rec.track == "monitor" and rec.preset == name and rec.meta["steps"] == preset.cifar.steps
+    got = {(r["fraction"], r["augment"], r["seed"]) for r in rec.runs}
+    missing = {(m["fraction"], m["augment"], m["seed"]) for m in rec.missing}
+    assert not got & missing
+    assert got | missing == set(monitor_plan(preset))
+    assert rec.meta["complete_with"].startswith("python -m course_lib.experiments --monitor")
+    if name == "ci":
+        assert not missing, "the ci monitor recording is always complete"
+
+
+def test_monitor_recording_figures_are_consistent(monitored):
+    name, rec = monitored
+    for run in rec.runs:
+        key, h, final = run["key"], run["history"], run["final"]
+        assert final["step"] == get_preset(name).cifar.steps
+        for k in EVAL_KEYS + ("acc_train_snapshot", "r_v"):
+            assert len(h[k]) == len(h["eval_step"]) and all(math.isfinite(v) for v in h[k]), f"{key}: {k}"
+        for k in ("acc_train", "acc_heldout", "acc_fake", "acc_train_snapshot"):
+            assert all(0 <= v <= 1 for v in h[k]), f"{key}: {k} outside [0, 1]"
+        # r_t = 2 acc_train - 1, accumulated over the training batches since the last evaluation
+        assert all(r == pytest.approx(2 * a - 1, abs=1e-6) for r, a in zip(h["r_t"], h["acc_train"]))
+        assert final["gap"] == pytest.approx(final["acc_train"] - final["acc_heldout"], abs=1e-6)
+        assert rec.samples[key].shape == (16, 3, 32, 32)
+
+
+@pytest.mark.slow
+def test_a_fresh_ci_monitor_recording_has_the_shipped_structure(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("COURSE_PRESET", raising=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = record_monitor("ci", out_dir=tmp_path / "ci")
+        # assembled again from the zoo alone, it is the same recording
+        again = record_monitor("ci", out_dir=tmp_path / "again", cached_only=True)
+    finally:
+        torch.set_num_threads(threads)
+    fresh, shipped = load_monitor_recording("ci", out), load_monitor_recording("ci")
+    assert structure(fresh) == structure(shipped)
+    cached = load_monitor_recording("ci", again)
+    assert [r["final"] for r in cached.runs] == [r["final"] for r in fresh.runs] and not cached.missing

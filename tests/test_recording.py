@@ -71,3 +71,62 @@ def test_the_fewshot_recording_through_the_one_type(preset):
     assert rec.settings["steps"] > 0 and "final" in rec.pretrain
     assert rec.images("pretrained").shape[1] == 3
     assert rec.find("finetune", 0) is rec.find("finetune", seed=0)
+
+
+def test_trend_holds_only_when_every_step_says_so():
+    # notebook 02's old reading: 20% (0.17) beat 100% (0.19), yet "FD rises as data shrinks"
+    t = R.trend([("100%", [0.19, 0.20, 0.18]), ("20%", [0.17, 0.16, 0.165]), ("10%", [0.45, 0.5, 0.4])])
+    assert t.words == ("better", "worse") and not t.holds("worse")
+    assert "100% -> 20%: better" in str(t) and "20% -> 10%: worse" in str(t)
+    rising = R.trend([("100%", [0.1, 0.11]), ("20%", [0.2, 0.21]), ("10%", [0.4, 0.5])])
+    assert rising.holds("worse")
+    assert R.trend([("a", [0.1]), ("b", [0.2])]).words == ("inconclusive",)   # one seed each
+    assert not R.trend([("a", [0.1, 0.2])]).holds("worse")                    # nothing compared
+
+
+def tiny_recording(partial=False) -> R.Recording:
+    def run(augment, seed, fd):
+        return {"key": f"{augment}-s{seed}", "fraction": 0.1, "augment": augment, "seed": seed,
+                "history": {"eval_step": [1, 2, 3], "fd": fd}, "final": {"fd": fd[-1]}}
+    runs = [run("none", 0, [0.5, 0.22, 0.50]), run("none", 1, [0.6, 0.30, 0.49]),
+            run("none", 2, [0.4, 0.23, 0.38]), run("diffaugment", 0, [0.7, 0.33, 0.33]),
+            run("diffaugment", 1, [0.8, 0.27, 0.27]), run("diffaugment", 2, [0.9, 0.30, 0.32])]
+    meta = {"missing": [{"fraction": 0.2, "augment": "none", "seed": 0, "key": "x"}]} if partial else {}
+    return R.Recording("cifar", ("fraction", "augment"), "class", "FD", "test", runs, {}, meta)
+
+
+def test_final_and_best_over_seeds_can_disagree():
+    rec = tiny_recording()
+    assert rec.figures(0.1, "none", which="best") == [0.22, 0.30, 0.23]
+    assert rec.bests(0.1, "diffaugment") == [0.33, 0.27, 0.30]
+    assert rec.summary(0.1, "none", which="best").mean == pytest.approx(0.25)
+    assert rec.compare((0.1, "none"), (0.1, "diffaugment")).word == "better"            # final
+    assert rec.compare((0.1, "none"), (0.1, "diffaugment"), which="best").word == "inconclusive"
+    with pytest.raises(ValueError, match="which"):
+        rec.figures(0.1, "none", which="mean")
+
+
+def test_a_partial_recording_lists_its_missing_runs(tmp_path):
+    assert tiny_recording(partial=True).missing[0]["fraction"] == 0.2
+    assert tiny_recording().missing == []
+
+    class Result:
+        n_train, seconds = 4, 1.0
+        history = {"step": [1], "eval_step": [1], "fd": [0.5]}
+
+        def sample(self, n):
+            import torch
+            return torch.zeros(n, 3, 4, 4)
+
+    def train(fraction, augment, seed):
+        if seed == 1:
+            raise R.NotRecorded("not cached")
+        return Result()
+
+    plan = [{"fraction": 0.1, "augment": "none", "seed": s} for s in (0, 1)]
+    rec = R.record_runs("monitor", plan, train, preset="ci", feature_extractor="FD",
+                        data_source="test", out_dir=tmp_path, n_samples=2)
+    assert [r["seed"] for r in rec.runs] == [0]
+    assert rec.missing == [{"fraction": 0.1, "augment": "none", "seed": 1,
+                            "key": "dcgan-cifar-10pct-none-s1"}]
+    assert set(rec.samples) == {"dcgan-cifar-10pct-none-s0"}

@@ -13,7 +13,10 @@ from torch import nn
 
 from course_lib import cli, losses
 from course_lib.metrics import frechet_distance
-from course_lib.monitor import evaluate_discriminator, logits, monitor_from_logits, spread_subset
+from course_lib.diffaugment import diff_augment
+from course_lib.models.dcgan import DCGANDiscriminator
+from course_lib.monitor import (SignTally, batch_statistics, evaluate_discriminator, logits,
+                                monitor_from_logits, r_v, spread_subset)
 from course_lib.train import (
     STRATEGIES,
     TrainConfig,
@@ -270,22 +273,87 @@ def test_monitor_numbers_on_a_hand_made_discriminator():
     train = constant_images([0.5, 0.2, -0.1, 0.0])        # logits 0.5, 0.2, -0.1, 0 (undecided)
     held = constant_images([-0.3, 0.4, -0.2, -0.6, 0.1])   # 2 of 5 called real
     fakes = constant_images([-0.9, -0.1, 0.3, 0.0, -0.5])  # 3 of 5 called fake
-    D = MeanD()
+    D = MeanD().eval()
     stats = evaluate_discriminator(D, train, held, fakes)
+    # r_t = 2 * acc_train - 1; r_v = (0.15 - (-0.12)) / (0.15 - (-0.24))
     assert stats == pytest.approx({"acc_train": 0.5, "acc_heldout": 0.4, "acc_fake": 0.6,
-                                   "gap": 0.1, "r_t": 0.25})
+                                   "gap": 0.1, "r_t": 0.0, "acc_train_snapshot": 0.5,
+                                   "r_v": 0.27 / 0.39})
     assert all(isinstance(v, float) for v in stats.values())
-    assert not D.training  # left in eval mode, as documented
+    assert not D.training  # its mode is given back
+    # The training batches' tally, when given, is acc_train (and r_t, gap follow it).
+    tallied = evaluate_discriminator(D, train, held, fakes, train_tally=(0.9, 640))
+    assert tallied["acc_train"] == 0.9 and tallied["r_t"] == pytest.approx(0.8)
+    assert tallied["gap"] == pytest.approx(0.5) and tallied["acc_train_snapshot"] == 0.5
+    # an empty tally (no step since the last evaluation) falls back to the snapshot
+    assert evaluate_discriminator(D, train, held, fakes, train_tally=(float("nan"), 0))["acc_train"] == 0.5
 
 
-def test_monitor_extremes_and_missing_heldout():
-    assert monitor_from_logits(torch.tensor([5.0, 9.0]), torch.tensor([-1.0]), torch.tensor([-2.0])) == \
-        {"acc_train": 1.0, "acc_heldout": 0.0, "acc_fake": 1.0, "gap": 1.0, "r_t": 1.0}
-    stats = monitor_from_logits(torch.tensor([-3.0, -0.1]), None, torch.tensor([4.0]))
-    assert stats["r_t"] == -1.0 and stats["acc_fake"] == 0.0
-    assert np.isnan(stats["acc_heldout"]) and np.isnan(stats["gap"])
-    # [N, 1] logits are flattened
-    assert monitor_from_logits(torch.ones(3, 1), torch.ones(2, 1), -torch.ones(4, 1))["acc_fake"] == 1.0
+def test_r_v_is_adas_heldout_heuristic():
+    assert r_v(torch.tensor([2.0, 4.0]), torch.tensor([3.0]), torch.tensor([-3.0, -1.0])) == pytest.approx(0 / 5)
+    assert r_v(torch.tensor([3.0]), torch.tensor([-2.0]), torch.tensor([-2.0])) == pytest.approx(1.0)
+    assert r_v(torch.tensor([3.0]), torch.tensor([0.5]), torch.tensor([-2.0])) == pytest.approx(0.5)
+    assert np.isnan(r_v(torch.tensor([1.0]), torch.tensor([0.0]), torch.tensor([1.0])))
+
+
+def test_sign_tally_accumulates_until_read():
+    tally = SignTally()
+    tally.add(torch.tensor([1.0, -1.0, 2.0, 0.0]))
+    tally.add(torch.tensor([[3.0], [4.0]]))
+    assert tally.read() == (pytest.approx(4 / 6), 6)
+    acc, n = tally.read()
+    assert n == 0 and np.isnan(acc)
+    tally.add(torch.tensor([1.0, -1.0]))
+    again = SignTally()
+    again.load_state_dict(tally.state_dict())
+    assert again.read() == (pytest.approx(0.5), 2)
+
+
+def bn_discriminator() -> nn.Module:
+    torch.manual_seed(0)
+    D = DCGANDiscriminator(ndf=4, image_size=32)
+    D.train()
+    for _ in range(3):  # running statistics that differ from any one batch's
+        D(random_images(8, seed=1) * 0.3 + 0.5)
+        D(random_images(8, seed=2) * 0.3 - 0.5)
+    return D.eval()
+
+
+def test_logits_use_batch_statistics_and_leave_the_running_ones_alone():
+    D = bn_discriminator()
+    before = {k: v.clone() for k, v in D.state_dict().items()}
+    images = random_images(12, seed=3)
+    got = logits(D, images, batch_size=6)
+    for k, v in D.state_dict().items():
+        assert torch.equal(v, before[k]), f"measuring changed D's {k}"
+    assert not D.training
+    with torch.no_grad():
+        want = torch.cat([D.train()(images[:6]), D(images[6:])]).flatten()   # as in training
+        D.load_state_dict(before)
+        eval_mode = D.eval()(images).flatten()
+    assert torch.allclose(got, want, atol=1e-5)
+    # the old eval-mode measurement (running statistics) is a different classifier
+    assert (got - eval_mode).abs().max() > 0.05
+
+
+def test_batch_statistics_restores_buffers_even_after_an_error():
+    D = bn_discriminator()
+    before = [b.clone() for b in D.buffers()]
+    with pytest.raises(RuntimeError):
+        with batch_statistics(D):
+            assert D.training
+            D(random_images(4))
+            raise RuntimeError("boom")
+    assert all(torch.equal(a, b) for a, b in zip(before, D.buffers())) and not D.training
+
+
+def test_monitor_reals_go_through_the_strategys_augmentation():
+    D = MeanD().eval()
+    images = constant_images([0.3] * 8)
+    T = lambda x: diff_augment(x, "color", generator=torch.Generator().manual_seed(0))  # noqa: E731
+    plain = logits(D, images)
+    augmented = logits(D, images, transform=T)
+    assert torch.allclose(plain, torch.full((8,), 0.3)) and not torch.allclose(augmented, plain)
 
 
 def test_logits_are_computed_in_batches():
@@ -293,16 +361,27 @@ def test_logits_are_computed_in_batches():
     assert torch.allclose(logits(MeanD(), images, batch_size=3), torch.linspace(-1, 1, 7), atol=1e-6)
 
 
-def test_train_gan_history_is_the_monitor_of_the_returned_models():
+@pytest.mark.parametrize("augment", ["none", "diffaugment"])
+def test_train_gan_history_is_the_monitor_of_the_returned_models(augment):
     data, held = random_images(16, seed=5), random_images(8, seed=6)
-    result = train_gan(data, tiny_config(steps=4, eval_every=2, augment="none"), heldout=held,
-                       progress=False, n_monitor=8)
+    config = tiny_config(steps=4, eval_every=2, augment=augment)
+    result = train_gan(data, config, heldout=held, progress=False, n_monitor=8, log_every=1)
     h = result.history
     assert h["eval_step"] == [2, 4] and len(h["acc_train"]) == 2
+    # acc_train and r_t: D's own training batches over the steps since the last evaluation
+    window = [v for s, v in zip(h["step"], h["r_t_batch"]) if 2 < s <= 4]
+    assert h["r_t"][-1] == pytest.approx(float(np.mean(window)), abs=1e-6)
+    assert h["acc_train"][-1] == pytest.approx((h["r_t"][-1] + 1) / 2, abs=1e-6)
+    # the rest: the final models measured afresh (batch statistics, the strategy's T)
+    T = None
+    if augment == "diffaugment":
+        gen = torch.Generator().manual_seed(4321)
+        T = lambda x: diff_augment(x, config.policy, generator=gen)  # noqa: E731
     final = evaluate_discriminator(result.D, spread_subset(data, 8), spread_subset(held, 8),
-                                   result.sample(8, seed=4321))
-    for key, value in final.items():
-        assert h[key][-1] == pytest.approx(value, abs=1e-6), key
+                                   result.sample(8, seed=4321), batch_size=config.batch_size,
+                                   real_transform=T, fake_transform=T)
+    for key in ("acc_heldout", "acc_fake", "acc_train_snapshot", "r_v"):
+        assert h[key][-1] == pytest.approx(final[key], abs=1e-6), key
 
 
 def test_train_gan_calls_back_after_every_evaluation_with_eval_fn_figures():

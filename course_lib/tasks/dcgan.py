@@ -39,7 +39,7 @@ from course_lib.engine.device import run_in_chunks
 from course_lib.engine.loop import Run, StepContext, Task, fit
 from course_lib.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from course_lib.models.registry import build_model, model_spec
-from course_lib.monitor import evaluate_discriminator, spread_subset
+from course_lib.monitor import SignTally, evaluate_discriminator, spread_subset
 from course_lib.presets import Preset
 
 STRATEGIES = ("none", "real_only", "d_step_only", "diffaugment")
@@ -232,7 +232,10 @@ class DCGANTask(Task):
 
     Per step it logs ``loss_d``, ``loss_g`` and ``r_t_batch``, the mean sign of D's logits
     on the real batch it trained on (augmented, if the strategy augments reals): ADA's
-    r_t as D sees the data in training (BatchNorm in batch-statistics mode).
+    r_t as D sees the data in training (BatchNorm in batch-statistics mode). Each
+    evaluation's ``acc_train`` and ``r_t`` accumulate those logits over the steps since
+    the previous evaluation; held-out reals, training reals and fakes are measured the same
+    way (see :mod:`course_lib.monitor`). Under torchrun the tally is rank 0's batches.
     """
 
     name = "dcgan"
@@ -240,7 +243,8 @@ class DCGANTask(Task):
 
     def __init__(self, config: TrainConfig, reals: torch.Tensor, *, heldout: torch.Tensor | None = None,
                  eval_fn: Callable[[nn.Module], dict] | None = None, n_monitor: int = 256,
-                 init_from: dict | None = None, freeze_d_layers: int = 0, data_source: str = ""):
+                 init_from: dict | None = None, freeze_d_layers: int = 0, data_source: str = "",
+                 step_fn: Callable | None = None, augment_fn: Callable | None = None):
         if reals.shape[-1] != config.image_size:
             raise ValueError(f"images are {reals.shape[-1]}px but config.image_size is "
                              f"{config.image_size}: load the data at that size or change the config")
@@ -258,6 +262,12 @@ class DCGANTask(Task):
         self.monitor_z = fixed_latents(n_monitor, config.z_dim, seed=4321)
         self.d_params: list[nn.Parameter] | None = None
         self.T: Callable | None = None
+        # A learner's own step (notebook 01's exercise 1.3) in place of the one below.
+        if step_fn is not None and config.augment != "none":
+            raise ValueError(f"a step_fn trains without augmentation; got augment={config.augment!r}")
+        self.step_fn = step_fn
+        self.augment_fn = augment_fn    # T(x, generator=...) of one's own, instead of diff_augment
+        self.tally = SignTally()        # D's logits on its training reals since the last evaluation
 
     @property
     def data_source(self) -> str:
@@ -268,6 +278,10 @@ class DCGANTask(Task):
         if self.init_from is not None or self.freeze_d_layers:
             out["init_from"] = self.init_from is not None
             out["freeze_d_layers"] = self.freeze_d_layers
+        for name in ("step_fn", "augment_fn"):
+            fn = getattr(self, name)
+            if fn is not None:
+                out[name] = getattr(fn, "__qualname__", type(fn).__name__)
         return out
 
     def model_specs(self) -> dict[str, dict]:
@@ -275,6 +289,9 @@ class DCGANTask(Task):
 
     def setup(self, models, ctx: StepContext) -> None:
         ctx.check_split(len(self.reals), self.cfg.batch_size)
+        if self.step_fn is not None and ctx.world_size > 1:
+            raise ValueError("a step_fn steps its own optimisers, which DistributedDataParallel "
+                             "cannot synchronise: train it in one process")
         if self.init_from is not None:
             states = _state_dicts(self.init_from)
             models["G"].load_state_dict(states["G"])
@@ -283,7 +300,11 @@ class DCGANTask(Task):
         self.d_params = (freeze_discriminator_layers(D, self.freeze_d_layers)
                          if self.freeze_d_layers else list(D.parameters()))
         policy, gen = self.cfg.policy, ctx.rng["augment"]
-        self.T = lambda x: diff_augment(x, policy, generator=gen)  # noqa: E731
+        if self.augment_fn is not None:
+            own = self.augment_fn
+            self.T = lambda x: own(x, generator=gen)  # noqa: E731
+        else:
+            self.T = lambda x: diff_augment(x, policy, generator=gen)  # noqa: E731
 
     def optimizers(self, models):
         c = self.cfg
@@ -299,18 +320,28 @@ class DCGANTask(Task):
     def train_step(self, batch, models, optimizers, ctx: StepContext) -> dict:
         real, z = batch
         G, D, c = models["G"], models["D"], self.cfg
+        if self.step_fn is not None:   # it zeroes, backpropagates and steps by itself
+            out = self.step_fn(G, D, optimizers["G"], optimizers["D"], real, z)
+            return {key: torch.as_tensor(float(out[key])) for key in ("loss_d", "loss_g")}
         with ctx.autocast():
             fake = G(z)
             real_in, fake_in = d_step_inputs(real, fake.detach(), c.augment, self.T)
             real_logits = D(real_in)
             loss_d = losses.d_loss(real_logits, D(fake_in), c.loss)
         ctx.update(loss_d, optimizers["D"])
+        self.tally.add(real_logits)
         # D is frozen for G's step: no gradients for its weights (and no all-reduce).
         with ctx.frozen(D) as D_fixed, ctx.autocast():
             loss_g = generator_loss(D_fixed, fake, c.augment, self.T, c.loss)
         ctx.update(loss_g, optimizers["G"])
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
                 "r_t_batch": torch.sign(real_logits.detach().float()).mean()}
+
+    def state_dict(self) -> dict:
+        return {"tally": self.tally.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.tally.load_state_dict(state.get("tally", {}))
 
     def sampler(self, models) -> nn.Module:
         return models[self.sample_role]
@@ -320,7 +351,15 @@ class DCGANTask(Task):
         device = next(D.parameters()).device
         fakes = generate(G_eval, self.monitor_z)
         held = None if self.monitor_heldout is None else self.monitor_heldout.to(device)
-        figures = evaluate_discriminator(D, self.monitor_reals.to(device), held, fakes.to(device))
+        # The strategy's augmentation as in D's step, from a generator of its own (the same
+        # draws at every evaluation; the training streams are not touched).
+        c, gen = self.cfg, torch.Generator().manual_seed(4321)
+        T = lambda x: diff_augment(x, c.policy, generator=gen)  # noqa: E731
+        real_t = T if c.augment in ("real_only", "d_step_only", "diffaugment") else None
+        fake_t = T if c.augment in ("d_step_only", "diffaugment") else None
+        figures = evaluate_discriminator(D, self.monitor_reals.to(device), held, fakes.to(device),
+                                         batch_size=max(1, c.batch_size), train_tally=self.tally.read(),
+                                         real_transform=real_t, fake_transform=fake_t)
         if self.eval_fn is not None:
             figures.update(self.eval_fn(G_eval))
         return figures
@@ -408,6 +447,8 @@ def train_gan(
     precision: str = "auto",
     preset: str | None = None,
     log_every: int = 10,
+    step_fn: Callable | None = None,
+    augment_fn: Callable | None = None,
 ) -> TrainResult:
     """Train a DCGAN on ``data`` and return the models and their history.
 
@@ -427,13 +468,19 @@ def train_gan(
     freeze_d_layers: FreezeD (Mo et al., 2020): keep D's first N conv layers (and their
         norms) fixed; they are left out of D's optimiser. 0 trains all of D.
     device, precision: see :func:`course_lib.engine.fit` ("auto": CUDA, MPS or CPU).
+    step_fn(G, D, opt_g, opt_d, real, z) -> {"loss_d": float, "loss_g": float}: a step of
+        your own (notebook 01's exercise 1.3) instead of the built-in one; it must zero,
+        backpropagate and step the optimisers itself. One process, no augmentation.
+    augment_fn(x, generator=None) -> x: a T of one's own (notebook 03's exercises 3.1-3.3)
+        in place of ``diff_augment`` with ``config.policy``, placed as ``config.augment`` says.
     """
     reals = data if isinstance(data, torch.Tensor) else stack_images(data)
     data_source = getattr(data, "source", "tensor given by the caller")
     held = None if heldout is None else spread_subset(heldout, n_monitor)
     start_from = init_from.to_payload() if isinstance(init_from, TrainResult) else init_from
     task = DCGANTask(config, reals, heldout=held, eval_fn=eval_fn, n_monitor=n_monitor,
-                     init_from=start_from, freeze_d_layers=freeze_d_layers, data_source=data_source)
+                     init_from=start_from, freeze_d_layers=freeze_d_layers, data_source=data_source,
+                     step_fn=step_fn, augment_fn=augment_fn)
     hook = None
     if callback is not None:
         def hook(step, history, run):
