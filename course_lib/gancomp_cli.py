@@ -53,8 +53,9 @@ def run(args) -> int:
 
     def work(dist, out) -> int:
         report = compress_cyclegan(teacher=args.teacher, budget_macs=args.budget_macs,
-                                   preset=args.preset, data=args.data,
-                                   out=out if dist.is_main else None, progress=dist.is_main)
+                                   preset=args.preset, data=args.data, device=args.device,
+                                   out=out if dist.is_main else None, progress=dist.is_main,
+                                   main=dist.is_main)
         if dist.is_main:
             print(f"report: {out / 'report.json'}; student: {out / 'student.pt'}; "
                   f"images: {out / 'grid.png'}")

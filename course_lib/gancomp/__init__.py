@@ -4,9 +4,19 @@
   evaluate), also ``python -m course_lib compress-cyclegan``;
 - ``record``: the recording the notebooks show, and :func:`compressed_student`, the
   compressed generator later notebooks start from.
-"""
-from course_lib.gancomp.pipeline import REPORT_KEYS, compress_cyclegan
-from course_lib.gancomp.record import compressed_student, notebook_recording, recorded_models
 
-__all__ = ["REPORT_KEYS", "compress_cyclegan", "compressed_student", "notebook_recording",
-           "recorded_models"]
+Names are imported on first use, so ``python -m course_lib.gancomp.record`` runs the
+module without importing it twice.
+"""
+import importlib
+
+_NAMES = {"REPORT_KEYS": "pipeline", "compress_cyclegan": "pipeline",
+          "compressed_student": "record", "notebook_recording": "record",
+          "recorded_models": "record"}
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name):
+    if name in _NAMES:
+        return getattr(importlib.import_module(f"{__name__}.{_NAMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -124,7 +124,7 @@ def teacher_config(s: GanCompSettings, seed: int = 0) -> CycleGANConfig:
 
 
 def get_teacher(teacher: str = "zoo", preset: str | Preset | None = None, data: Data | None = None,
-                data_name: str = "embedded", progress: bool = True) -> Teacher:
+                data_name: str = "embedded", progress: bool = True, device: str = "auto") -> Teacher:
     """The teacher generator (A -> B).
 
     ``"zoo"``: the authors' horse2zebra generator on the ``full`` preset with horse2zebra
@@ -152,7 +152,7 @@ def get_teacher(teacher: str = "zoo", preset: str | Preset | None = None, data: 
     def train(p: Preset, seed: int) -> dict:
         started = time.perf_counter()
         result = train_cyclegan(data.all_train_a, data.train_b, config, preset=p.name,
-                                progress=progress, data_source=data.source)
+                                progress=progress, data_source=data.source, device=device)
         payload = {"spec": result.spec, "models": {"G_A": result.G_A.state_dict()},
                    "history": result.history, "data_source": data.source,
                    "seconds": round(time.perf_counter() - started, 1)}
@@ -223,7 +223,8 @@ def _run_payload(run, started: float, n_train: int, role: str) -> dict:
 
 
 def fixed_student(model: str, seed: int, teacher: Teacher, data: Data, preset: str | Preset,
-                  reference: Reference, eval_a: torch.Tensor, progress: bool = True) -> StudentRun:
+                  reference: Reference, eval_a: torch.Tensor, progress: bool = True,
+                  device: str = "auto") -> StudentRun:
     """A fixed-width run of :data:`MODELS` (trained, or loaded from the zoo)."""
     preset = get_preset(preset)
     s = preset.gancomp
@@ -238,7 +239,7 @@ def fixed_student(model: str, seed: int, teacher: Teacher, data: Data, preset: s
             started = time.perf_counter()
             run = train_distill(teacher.spec, teacher.state, spec, data.all_train_a, data.train_b,
                                 config, eval_a=eval_a, reference=reference, preset=p.name,
-                                progress=progress, data_source=data.source,
+                                progress=progress, data_source=data.source, device=device,
                                 describe=f"distil s{seed}")
             return _run_payload(run, started, len(data.all_train_a), role)
     else:
@@ -253,7 +254,7 @@ def fixed_student(model: str, seed: int, teacher: Teacher, data: Data, preset: s
             run = train_student_cyclegan(spec, data.all_train_a, data.train_b, config,
                                          eval_a=eval_a, reference=reference, preset=p.name,
                                          progress=progress, data_source=data.source,
-                                         describe=f"{model} s{seed}")
+                                         device=device, describe=f"{model} s{seed}")
             return _run_payload(run, started, len(data.all_train_a), role)
 
     described = {**config.as_dict(), "model": model, "student": spec, "teacher": teacher.source,
@@ -265,7 +266,7 @@ def fixed_student(model: str, seed: int, teacher: Teacher, data: Data, preset: s
 
 
 def supernet_run(teacher: Teacher, data: Data, preset: str | Preset, reference: Reference,
-                 eval_a: torch.Tensor, progress: bool = True) -> StudentRun:
+                 eval_a: torch.Tensor, progress: bool = True, device: str = "auto") -> StudentRun:
     """The once-for-all supernet distilled from ``teacher`` on ``data.train_a`` (the held-out
     images are kept out for the search)."""
     preset = get_preset(preset)
@@ -278,7 +279,7 @@ def supernet_run(teacher: Teacher, data: Data, preset: str | Preset, reference: 
         started = time.perf_counter()
         run = train_distill(teacher.spec, teacher.state, spec, data.train_a, data.train_b, config,
                             eval_a=eval_a, reference=reference, preset=p.name, progress=progress,
-                            data_source=data.source, describe="supernet")
+                            data_source=data.source, device=device, describe="supernet")
         return _run_payload(run, started, len(data.train_a), "student")
 
     described = {**config.as_dict(), "supernet": spec, "teacher": teacher.source, "data": data.name,
@@ -365,8 +366,13 @@ def _fd(reference: Reference, model: nn.Module, images: torch.Tensor) -> float:
 def compress_cyclegan(*, teacher: str = "zoo", budget_macs: float | None = None,
                       preset: str | Preset | None = None, data: str = "embedded",
                       out: str | Path | None = None, recording_dir: str | Path | None = None,
-                      progress: bool = True) -> dict:
-    """Run the whole pipeline (module docstring) and return the report (a dict)."""
+                      progress: bool = True, device: str = "auto", main: bool = True) -> dict:
+    """Run the whole pipeline (module docstring) and return the report (a dict).
+
+    device: where the models train (``auto``: CUDA, then MPS, then the CPU); the search,
+    the evaluation and the latency run on the CPU. main: False on torchrun ranks other than
+    0, which take part in the (data-parallel) training and return ``{}`` after it.
+    """
     preset = get_preset(preset)
     s = preset.gancomp
     say = print if progress else (lambda *a, **k: None)
@@ -375,7 +381,7 @@ def compress_cyclegan(*, teacher: str = "zoo", budget_macs: float | None = None,
         raise ValueError(f"--budget-macs must be a positive number of MACs (e.g. 3e9), got {budget_macs}")
     d = load_data(data, s)
     say(f"data: {d.source}")
-    t = get_teacher(teacher, preset, d, data, progress)
+    t = get_teacher(teacher, preset, d, data, progress, device)
     say(f"teacher: {t.source}")
     test_ref = Reference.of(to_float(d.test_b))
     train_ref = Reference.of(to_float(d.train_b))
@@ -387,11 +393,13 @@ def compress_cyclegan(*, teacher: str = "zoo", budget_macs: float | None = None,
 
     runs: dict[str, list[StudentRun]] = {}
     for model in MODELS:
-        runs[model] = [fixed_student(model, seed, t, d, preset, test_ref, eval_a, progress)
+        runs[model] = [fixed_student(model, seed, t, d, preset, test_ref, eval_a, progress, device)
                        for seed in range(s.n_seeds)]
         for r in runs[model]:
             r.show = show
-    sup_run = supernet_run(t, d, preset, test_ref, eval_a, progress)
+    sup_run = supernet_run(t, d, preset, test_ref, eval_a, progress, device)
+    if not main:
+        return {}
     supernet = sup_run.model
     evaluate = holdout_scorer(supernet, d.holdout_a, train_ref)
     search = search_budgets(supernet, evaluate, teacher_macs, s, budget, progress)
