@@ -80,3 +80,23 @@ def test_exported_html_shows_images_not_widget_reprs(widgets, tmp_path):
     html = write_html(nb, tmp_path / "widgets.html").read_text(encoding="utf-8")
     assert "VBox(children" not in html and "HBox(children" not in html
     assert len(re.findall(r'<img[^>]* src="data:image/png;base64,', html)) == len(widgets)
+
+
+def test_every_widget_class_is_a_course_widget_and_notebooks_display_the_widget_itself():
+    import inspect
+    import pkgutil
+    from importlib import import_module
+    from pathlib import Path
+
+    import course_lib.widgets as package
+    from course_lib.widgets.core import CourseWidget
+
+    for info in pkgutil.iter_modules(package.__path__):
+        module = import_module(f"course_lib.widgets.{info.name}")
+        for name, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ == module.__name__ and "widget" in vars(cls).get("__init__", lambda: 0).__code__.co_names:
+                assert issubclass(cls, CourseWidget), f"{module.__name__}.{name} has no static picture"
+    root = Path(__file__).resolve().parents[1]
+    for path in sorted((root / "solutions").glob("*.ipynb")):
+        # displaying `.widget` (the raw ipywidgets box) would skip the picture
+        assert not re.search(r"display\(\w+\.widget\)", path.read_text(encoding="utf-8")), path.name

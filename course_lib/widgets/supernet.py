@@ -13,7 +13,7 @@ import torch
 from course_lib.compress.profile import count_macs, count_params, measure_latencies
 from course_lib.compress.supernet import export_subnet
 from course_lib.plotting import image_grid
-from course_lib.widgets.core import png_bytes
+from course_lib.widgets.core import CourseWidget, png_bytes
 
 POSITIONS = ("stem", "down 1", "trunk", "blocks 1-3", "blocks 4-6", "blocks 7-9", "up 1", "up 2")
 INPUT_256 = (1, 3, 256, 256)
@@ -45,7 +45,7 @@ def subnet_figures(supernet, teacher, images: torch.Tensor, config, *, threads: 
                          count_macs(teacher, INPUT_256), out)
 
 
-class WidthSliders:
+class WidthSliders(CourseWidget):
     """8 sliders (one per config position) over ``supernet``; ``state`` is the last
     :class:`SubnetFigures`. Latency is measured on every change (a second or two)."""
 
