@@ -14,6 +14,8 @@ COMMANDS = {
     "data": ("course_lib.data.cli", "list, fetch and verify datasets and weights"),
     "train-gan": ("course_lib.train_cli", "train a DCGAN (optionally with DiffAugment)"),
     "train-cyclegan": ("course_lib.cyclegan_cli", "train a CycleGAN (unpaired A <-> B translation)"),
+    "compress-cyclegan": ("course_lib.gancomp_cli",
+                          "GAN Compression of a CycleGAN: distil, supernet, search, export, evaluate"),
     "zoo": ("course_lib.zoo_cli", "list or clear the cache of trained models"),
 }
 

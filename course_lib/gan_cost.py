@@ -10,6 +10,11 @@ Architectures only, no weights (torchvision's ``weights=None``).
 MACs are counted with :func:`course_lib.compress.profile.count_macs`, torchprofile's
 convention, which GAN Compression (Li et al., CVPR 2020) uses: the CycleGAN horse2zebra
 ResnetGenerator is 56.8 GMACs and 11.378M parameters at 1x3x256x256 in their paper.
+
+By hand, for exercises 1.5 and 1.6 of notebook 01 (the same convention):
+
+    conv_macs(128, 64, 4, stride=2, padding=1, size=4, transposed=True)  # (2_097_152, 8)
+    training_macs(g_macs, d_macs, batch_size=64, steps=1_000)            # a whole run
 """
 from __future__ import annotations
 
@@ -64,6 +69,40 @@ def model_costs(ngf: int = 32, z_dim: int = 128, image_size: int = 32) -> list[M
                 lambda: ResnetGenerator(), (1, 3, 256, 256)),
     ]
     return sorted(rows, key=lambda r: r.macs)
+
+
+def conv_macs(in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int,
+              size: int, transposed: bool = False, output_padding: int = 0) -> tuple[int, int]:
+    """``(MACs, output size)`` of one square ``Conv2d`` (or ``ConvTranspose2d``) layer,
+    groups 1, on one ``size`` x ``size`` input, counted as :func:`count_macs` counts them:
+    every output element costs ``in_channels * kernel_size**2`` MACs, also for a
+    transposed conv (torchprofile's convention)."""
+    if min(in_channels, out_channels, kernel_size, stride, size) < 1 or min(padding, output_padding) < 0:
+        raise ValueError("channels, kernel_size, stride and size must be >= 1; padding >= 0")
+    if transposed:
+        out = (size - 1) * stride - 2 * padding + kernel_size + output_padding
+    else:
+        out = (size + 2 * padding - kernel_size) // stride + 1
+    if out < 1:
+        raise ValueError(f"a {kernel_size}x{kernel_size} kernel leaves no output at input size {size}")
+    return out * out * out_channels * in_channels * kernel_size * kernel_size, out
+
+
+# One training step of notebook 01's exercise 1.3 (B images), with a backward pass taken
+# to cost twice its forward pass (a gradient for the activations and one for the weights):
+#   G forward once on B latents, its backward in the G step:   3 * G * B
+#   D forward + backward on B reals and B detached fakes:       6 * D * B
+#   D forward + backward (into the fakes) in the G step:        3 * D * B
+FORWARD_BACKWARD = 3
+
+
+def training_macs(g_macs: int, d_macs: int, batch_size: int, steps: int) -> int:
+    """MACs of a whole GAN training run of ``steps`` steps of ``batch_size`` images, from
+    the per-image forward MACs of G and D (see the accounting above)."""
+    if min(g_macs, d_macs) < 0 or min(batch_size, steps) < 0:
+        raise ValueError("MACs, batch_size and steps must be >= 0")
+    per_image = FORWARD_BACKWARD * g_macs + 3 * FORWARD_BACKWARD * d_macs
+    return int(per_image * batch_size * steps)
 
 
 def markdown_table(rows: list[ModelCost], relative_to: str | None = None) -> str:

@@ -62,3 +62,10 @@ def cycle_loss(reconstructed: torch.Tensor, original: torch.Tensor) -> torch.Ten
         raise ValueError(f"cycle_loss compares images of one shape, got {tuple(reconstructed.shape)} "
                          f"and {tuple(original.shape)}")
     return (reconstructed - original).abs().mean()
+
+
+def cycle_consistency_loss(real_a: torch.Tensor, rec_a: torch.Tensor, real_b: torch.Tensor,
+                           rec_b: torch.Tensor, lambda_cycle: float = 10.0) -> torch.Tensor:
+    """CycleGAN's cycle term in both directions: ``lambda_cycle * (L1(rec_a, real_a) +
+    L1(rec_b, real_b))`` with rec_a = G_B(G_A(a)), rec_b = G_A(G_B(b)) (notebook 07)."""
+    return lambda_cycle * (cycle_loss(rec_a, real_a) + cycle_loss(rec_b, real_b))

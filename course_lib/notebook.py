@@ -24,6 +24,10 @@ KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "langua
 
 # Exercise ids look like "ex3.1" (the tests also use ids like "extest.1").
 EXERCISE_TAG = re.compile(r"^ex[0-9A-Za-z_]*\.[0-9A-Za-z_]+$")
+# Written questions: the Markdown cell holding the answer is tagged "q1.2" (nbgrader's
+# manually graded answer cells). Masters hold a model answer; students get the placeholder.
+QUESTION_TAG = re.compile(r"^q[0-9A-Za-z_]*\.[0-9A-Za-z_]+$")
+ANSWER_PLACEHOLDER = "✍️ YOUR ANSWER HERE (a few sentences)"
 SETUP_TAGS = ("parameters", "setup")
 
 # Cell metadata that only records how a run went; it would make regenerated files differ.
@@ -82,6 +86,11 @@ def cell_tags(cell) -> list[str]:
 def exercise_tags(cell) -> list[str]:
     """The exercise ids a cell is tagged with (normally zero or one)."""
     return [t for t in cell_tags(cell) if EXERCISE_TAG.match(t)]
+
+
+def question_tags(cell) -> list[str]:
+    """The written-question ids a cell is tagged with (normally zero or one)."""
+    return [t for t in cell_tags(cell) if QUESTION_TAG.match(t)]
 
 
 def cells_tagged(nb, tag: str) -> list[tuple[int, dict]]:
@@ -200,6 +209,33 @@ def load_cells(path: str | os.PathLike) -> list[CodeCell]:
     notebook: not JSON, JSON of another shape, an old nbformat 3 file, a damaged cell.
     """
     path = Path(path)
+    cells = []
+    for i, cell in enumerate(_notebook_json(path)["cells"]):
+        checked = _checked_cell(path, i, cell)
+        if checked is not None:
+            cells.append(checked)
+    return cells
+
+
+def load_answers(path: str | os.PathLike) -> dict[str, str]:
+    """``{question id: answer text}`` from the Markdown cells tagged with a question id
+    (``q1.2``), read as plain JSON; an untouched placeholder reads as "". Several cells with
+    one tag are joined in order. Raises ``ValueError`` as :func:`load_cells` does."""
+    path = Path(path)
+    answers: dict[str, list[str]] = {}
+    for i, cell in enumerate(_notebook_json(path)["cells"]):
+        _checked_cell(path, i, cell)        # the same checks of the cell's fields
+        if cell.get("cell_type") != "markdown":
+            continue
+        text = source_of(cell).strip()
+        for tag in question_tags(cell):
+            answers.setdefault(tag, []).append("" if text == ANSWER_PLACEHOLDER else text)
+    return {tag: "\n\n".join(t for t in texts if t) for tag, texts in answers.items()}
+
+
+def _notebook_json(path: Path) -> dict:
+    """The notebook file as JSON, checked to be a version 4 notebook with a list of cells."""
+    path = Path(path)
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -228,9 +264,4 @@ def load_cells(path: str | os.PathLike) -> list[CodeCell]:
                          f"converts it")
     if not isinstance(data.get("cells"), list):
         raise ValueError(f"{path.name} is JSON but not a Jupyter notebook (no list of cells)")
-    cells = []
-    for i, cell in enumerate(data["cells"]):
-        checked = _checked_cell(path, i, cell)
-        if checked is not None:
-            cells.append(checked)
-    return cells
+    return data

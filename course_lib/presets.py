@@ -20,7 +20,7 @@ Budget for ``class``: a DCGAN D+G step (ngf 32, batch 64, 32x32) takes about 130
 images only starts to hurt G after about 2,500 steps, and the recording is made ahead of
 time.
 
-Adding a track (``distill``, ``supernet``, ``anycost``, ``ptq`` are next): write its
+Adding a track (``anycost`` is next): write its
 settings dataclass here, add a field to :class:`Preset`, and one row to each table.
 """
 from __future__ import annotations
@@ -98,13 +98,70 @@ class CycleGANSettings:
 
 
 @dataclass(frozen=True)
+class PTQSettings:
+    """Post-training quantization and pruning of a trained generator (notebook 09).
+
+    Nothing is trained here (the DCGAN is notebook 01's, from the zoo), so a preset sets
+    how much is *measured*: samples per evaluation, how many latent sets (each one a
+    "seed" for the verdicts), which bit widths and sparsities the curves visit, and how
+    often each latency is timed. Latency runs on ``latency_threads`` (1: two threads on
+    a shared 2-core machine made the ratios noise).
+    """
+    n_samples: int              # generated samples per evaluation (FD, precision/recall, ...)
+    n_real: int                 # held-out real images the samples are compared with
+    n_seeds: int                # latent sets per setting (the spread behind every verdict)
+    bits: tuple                 # weight bit widths of the quantization curve (32 = float)
+    sparsities: tuple           # sparsities of the pruning curve
+    latency_repeats: int        # timed calls per model (medians of interleaved runs)
+    latency_threads: int
+    calibration_batches: int    # input batches that set the int8 activation ranges
+    paper_scale: bool           # also time the paper-size CycleGAN teacher and student
+
+
+@dataclass(frozen=True)
+class GanCompSettings:
+    """GAN Compression on the CycleGAN track (notebooks 05-07, ``compress-cyclegan``).
+
+    The teacher is a CycleGAN A -> B generator of the official layout (``ResnetGenerator``)
+    trained in-course at ``teacher_ngf``/``teacher_blocks`` (``full``: the authors'
+    horse2zebra generator when fetched). Students are mobile-ResNet generators distilled
+    from it; the supernet has the teacher's ngf and blocks, with GAN Compression's width
+    choices {64, 48, 32, 24, 16} scaled to that ngf. MACs and latency are always measured
+    at 1x3x256x256, as the paper reports them, whatever size the models were trained at.
+    """
+    image_size: int             # training and evaluation images (square)
+    teacher_ngf: int
+    teacher_blocks: int
+    teacher_steps: int          # CycleGAN steps of the in-course teacher
+    student_widths: tuple       # the fixed student of notebook 05 (8 widths, ngf units)
+    distill_steps: int          # steps of each fixed-width student (distilled or not)
+    supernet_steps: int         # steps of the once-for-all supernet
+    batch_size: int
+    sampling: str               # supernet config sampling: "random" (GAN Compression) or "sandwich"
+    holdout: int                # training A images held out to score search candidates
+    population: int             # evolutionary search (GAN Compression: 100, 25, 50, 50)
+    parents: int
+    mutations: int
+    crossovers: int
+    generations: int
+    budget_ratio: float         # default budget: teacher MACs / this
+    pareto_ratios: tuple        # budgets (teacher MACs / ratio) searched for the Pareto front
+    n_eval: int                 # test A images translated for the final FD
+    n_seeds: int                # seeds of the compared fixed-width students
+    latency_threads: int
+    latency_repeats: int
+
+
+@dataclass(frozen=True)
 class Preset:
     name: str
     cifar: CifarSettings
     fewshot: FewShotSettings
     cyclegan: CycleGANSettings
+    ptq: PTQSettings
+    gancomp: GanCompSettings
     repeats: int            # anything that wants a small number of repeats (benchmarks, sweeps)
-    # distill, supernet, anycost, ptq: added here by the compression tracks
+    # anycost: added here by its track
 
 
 _FEWSHOT_COMMON = dict(lr_g=5e-4, lr_d=5e-4, lr_finetune=5e-4, ema=None, freeze_d_layers=0,
@@ -119,6 +176,15 @@ PRESETS: dict[str, Preset] = {
                                 width=8, n_eval=64, eval_every=5, n_seeds=1, **_FEWSHOT_COMMON),
         cyclegan=CycleGANSettings(image_size=32, steps=8, decay_start=0.5, batch_size=2, ngf=4,
                                   ndf=4, n_blocks=2, n_layers_d=3, eval_every=4, n_eval=16),
+        ptq=PTQSettings(n_samples=64, n_real=64, n_seeds=2, bits=(32, 8, 2), sparsities=(0.0, 0.9),
+                        latency_repeats=2, latency_threads=1, calibration_batches=2,
+                        paper_scale=False),
+        gancomp=GanCompSettings(image_size=32, teacher_ngf=8, teacher_blocks=3, teacher_steps=30,
+                                student_widths=(4, 4, 4, 2, 2, 2, 4, 4), distill_steps=16,
+                                supernet_steps=30, batch_size=4, sampling="random", holdout=16,
+                                population=8, parents=3, mutations=4, crossovers=4,
+                                generations=2, budget_ratio=8.0, pareto_ratios=(3, 5, 8, 10),
+                                n_eval=16, n_seeds=2, latency_threads=1, latency_repeats=3),
         repeats=1,
     ),
     "class": Preset(
@@ -131,6 +197,21 @@ PRESETS: dict[str, Preset] = {
         cyclegan=CycleGANSettings(image_size=64, steps=1200, decay_start=0.5, batch_size=1,
                                   ngf=16, ndf=32, n_blocks=6, n_layers_d=3, eval_every=200,
                                   n_eval=60),
+        ptq=PTQSettings(n_samples=500, n_real=500, n_seeds=3, bits=(32, 8, 6, 4, 3, 2, 1),
+                        sparsities=(0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95), latency_repeats=15,
+                        latency_threads=1, calibration_batches=4, paper_scale=True),
+        # Sized to be recorded in about 40 minutes on this busy 2-core machine, one thread
+        # per process (measured under load: a teacher step ~1.4 s, a distillation step
+        # ~0.3 s, a thin CycleGAN step ~0.7 s): short runs, still far beyond class time, so notebooks 05-07 show the recording
+        # (python -m course_lib.gancomp.record --preset class). The student's widths give
+        # about the 0.25x generator's MACs, so the two compare at equal cost.
+        gancomp=GanCompSettings(image_size=64, teacher_ngf=16, teacher_blocks=9,
+                                teacher_steps=800, student_widths=(6, 6, 8, 6, 6, 6, 6, 6),
+                                distill_steps=600, supernet_steps=1200, batch_size=1,
+                                sampling="random", holdout=60, population=20, parents=6,
+                                mutations=8, crossovers=8, generations=4, budget_ratio=20.0,
+                                pareto_ratios=(5, 10, 15, 20), n_eval=60, n_seeds=2,
+                                latency_threads=1, latency_repeats=10),
         repeats=3,
     ),
     "full": Preset(
@@ -144,6 +225,18 @@ PRESETS: dict[str, Preset] = {
         cyclegan=CycleGANSettings(image_size=256, steps=266_800, decay_start=0.5,
                                   batch_size=1, ngf=64, ndf=64, n_blocks=9, n_layers_d=3,
                                   eval_every=13_340, n_eval=120),
+        ptq=PTQSettings(n_samples=10_000, n_real=10_000, n_seeds=3,
+                        bits=(32, 8, 7, 6, 5, 4, 3, 2, 1),
+                        sparsities=(0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95), latency_repeats=30,
+                        latency_threads=1, calibration_batches=8, paper_scale=True),
+        # The paper's horse2zebra pipeline: the authors' teacher (56.8G MACs) when fetched.
+        gancomp=GanCompSettings(image_size=256, teacher_ngf=64, teacher_blocks=9,
+                                teacher_steps=266_800, student_widths=(16, 16, 32, 16, 32, 32, 16, 16),
+                                distill_steps=266_800, supernet_steps=400_000, batch_size=1,
+                                sampling="random", holdout=120, population=100, parents=25,
+                                mutations=50, crossovers=50, generations=10, budget_ratio=21.0,
+                                pareto_ratios=(5, 10, 20, 30, 40), n_eval=120, n_seeds=1,
+                                latency_threads=1, latency_repeats=20),
         repeats=5,
     ),
 }

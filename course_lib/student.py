@@ -10,7 +10,9 @@ In a cell tagged with an exercise id (``ex3.1``), every region between
     # YOUR CODE HERE
     raise NotImplementedError("ex3.1: implement rand_translation")
 
-(the function name is the cell's first ``def``). Outputs, execution counts and widget
+(the function name is the cell's first ``def``). A Markdown cell tagged with a written
+question's id (``q1.2``) holds the model answer in the master and becomes
+:data:`course_lib.notebook.ANSWER_PLACEHOLDER` for students. Outputs, execution counts and widget
 state are stripped and the kernelspec is set, so the result depends only on the
 masters: running the generator twice gives byte-identical files.
 """
@@ -99,7 +101,13 @@ def student_version(nb, path: Path):
             raise AuthoringError(f"{where}: a cell can hold only one exercise; tags {ids}")
         if ids and cell.get("cell_type") != "code":
             raise AuthoringError(f"{where}: exercise tags belong on code cells")
-        if ids:
+        questions = nbio.question_tags(cell)
+        if questions and (ids or len(questions) > 1 or cell.get("cell_type") != "markdown"):
+            raise AuthoringError(f"{where}: a written question's answer is one Markdown cell "
+                                 f"tagged with one question id; tags {nbio.cell_tags(cell)}")
+        if questions:
+            cell["source"] = nbio.ANSWER_PLACEHOLDER   # the master holds a model answer
+        elif ids:
             cell["source"] = replace_solutions(source, ids[0], where)
         elif _has_marker(source):
             raise AuthoringError(f"{where}: solution markers outside an exercise cell; tag the "

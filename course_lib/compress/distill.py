@@ -251,3 +251,15 @@ def _hook(model: nn.Module, names: Sequence[str], store: dict, role: str) -> tup
         return hook
 
     return tuple(modules[n].register_forward_hook(keeper(n)) for n in names)
+
+
+def distillation_loss(student_out: torch.Tensor, teacher_out: torch.Tensor,
+                      student_feats: Sequence[torch.Tensor], teacher_feats: Sequence[torch.Tensor],
+                      mapper_weights: Sequence[torch.Tensor], lambda_recon: float = 10.0,
+                      lambda_distill: float = 0.01) -> torch.Tensor:
+    """The distillation part of the student's loss with the mappers given as 1x1 conv
+    weights ``[c_t, c_s, 1, 1]`` (notebook 05's exercise):
+    ``lambda_recon * L1(student_out, teacher_out) + lambda_distill * Σ_l MSE(conv1x1(s_l), t_l)``."""
+    feature = sum(F.mse_loss(F.conv2d(s, w), t.detach())
+                  for s, w, t in zip(student_feats, mapper_weights, teacher_feats))
+    return lambda_recon * pixel_loss(student_out, teacher_out) + lambda_distill * feature

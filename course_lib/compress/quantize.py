@@ -88,18 +88,29 @@ def fake_quantize(x: torch.Tensor, scale, zero_point, q_min: int, q_max: int) ->
 
 
 def linear_quantize(w: torch.Tensor, bits: int, per_channel: bool = False, *,
-                    symmetric: bool = True, channel_dim: int = 0) -> torch.Tensor:
+                    symmetric: bool = True, channel_dim: int = 0,
+                    clip: float | None = None) -> torch.Tensor:
     """Quantize ``w`` to ``bits`` bits and map back to floats (same shape and dtype).
 
     w: any float tensor. bits: 1..16 (1 is binary: ``sign(w) * mean|w|``, with sign(0) = +1).
     per_channel: one scale per slice along ``channel_dim`` (0 for Conv2d/Linear weights,
     ``[out, in, kh, kw]``; use 1 for a ConvTranspose2d weight, ``[in, out, kh, kw]``).
     symmetric: integers ``-q_max..q_max`` and zero point 0; else ``0..2**bits - 1`` with a
-    zero point (see the module docstring). Returns a new tensor; ``w`` is not modified.
+    zero point (see the module docstring). clip: a number > 0 to quantize on the range
+    ``[-clip, clip]`` instead of the tensor's own (symmetric, per tensor, bits >= 2): the
+    step is ``clip / q_max`` and values beyond are clamped to ``+-clip``, the clipping of
+    Mordido et al. (a smaller range, finer steps, the outliers cut).
+    Returns a new tensor; ``w`` is not modified.
     """
     bits = _check_bits(bits)
     if not w.is_floating_point():
         raise ValueError(f"linear_quantize needs a float tensor, got {w.dtype}")
+    if clip is not None:
+        if not symmetric or per_channel or bits < 2 or not float(clip) > 0:
+            raise ValueError(f"clip must be a number > 0, with symmetric per-tensor "
+                             f"quantization to 2 or more bits; got clip={clip!r}, bits={bits}, "
+                             f"symmetric={symmetric}, per_channel={per_channel}")
+        return fake_quantize(w, *quantization_params(-float(clip), float(clip), bits))
     if bits == 1 and symmetric:
         if per_channel and w.dim() > 1:
             dims = [d for d in range(w.dim()) if d != channel_dim % w.dim()]

@@ -270,3 +270,42 @@ def holdout_split(dataset: Dataset, holdout: int | float, seed: int = 0) -> tupl
         raise ValueError(f"cannot hold out {k} of {n} training items: keep at least one on each side")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
     return Subset(dataset, sorted(order[k:])), Subset(dataset, sorted(order[:k]))
+
+
+def next_generation(population: Sequence[Config], scores: Sequence[float], space: Space,
+                    costs: Sequence[float], budget: float, parents: int, children: int,
+                    generator: torch.Generator, tries: int = 100) -> list[Config]:
+    """One round of evolution with a linear cost model (notebook 06's exercise).
+
+    Keeps the ``parents`` lowest-scoring configs of ``population`` (best first), then adds
+    ``children``: even-numbered ones by mutation (each position re-drawn with probability
+    0.3), odd ones by crossover of two random parents; a child costing more than
+    ``budget`` (cost = Σ costs[i] * config[i]) is drawn again, up to ``tries`` times, then
+    replaced by a copy of its first parent. All draws come from ``generator``.
+    """
+    order = sorted(range(len(population)), key=lambda i: scores[i])
+    elite = [tuple(population[i]) for i in order[:parents]]
+
+    def pick():
+        return elite[int(torch.randint(len(elite), (), generator=generator))]
+
+    out = list(elite)
+    for k in range(children):
+        first = None
+        for _ in range(tries):
+            a = pick()
+            first = first or a
+            if k % 2 == 0:
+                child = tuple(int(widths[int(torch.randint(len(widths), (), generator=generator))])
+                              if float(torch.rand((), generator=generator)) < 0.3 else w
+                              for w, widths in zip(a, space))
+            else:
+                b = pick()
+                child = tuple(x if float(torch.rand((), generator=generator)) < 0.5 else y
+                              for x, y in zip(a, b))
+            if sum(c * w for c, w in zip(costs, child)) <= budget:
+                break
+        else:
+            child = first
+        out.append(child)
+    return out

@@ -324,3 +324,24 @@ def config_macs(supernet: SuperMobileResnetGenerator, input_size=(1, 3, 256, 256
         return cache[key]
 
     return macs
+
+
+def sliced_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out_channels: int,
+                transposed: bool = False, stride: int = 1, padding: int = 0,
+                output_padding: int = 0) -> torch.Tensor:
+    """A super layer's forward as one function (notebook 06's exercise): the first
+    ``x.shape[1]`` input and first ``out_channels`` output channels of a conv
+    (``weight[:out, :in]``) or of a transposed conv (``weight[:in, :out]``)."""
+    bias = None if bias is None else bias[:out_channels]
+    if transposed:
+        return F.conv_transpose2d(x, weight[:x.shape[1], :out_channels], bias, stride, padding,
+                                  output_padding)
+    return F.conv2d(x, weight[:out_channels, :x.shape[1]], bias, stride, padding)
+
+
+def draw_configs(space: Sequence[Sequence[int]], n: int, generator: torch.Generator) -> list[Config]:
+    """``n`` configs, each position drawn uniformly and independently from its widths with
+    ``generator`` (notebook 06's exercise; :func:`sample_config` does the same with a
+    ``random.Random``)."""
+    return [tuple(int(widths[int(torch.randint(len(widths), (), generator=generator))])
+                  for widths in space) for _ in range(n)]

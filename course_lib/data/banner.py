@@ -9,9 +9,14 @@ _AMBER = "border-left:6px solid #f9a825;background:#fff8e1;color:#5d4200"
 
 def source_banner(dataset) -> str:
     """An HTML snippet for ``IPython.display.HTML``: green for real data, amber for the
-    embedded fallback (with the command that fetches the real set)."""
+    embedded fallback (with the command that fetches the real set) and for a demo folder
+    (``dataset.is_demo``: made by the course, e.g. from the embedded faces)."""
     source = html.escape(getattr(dataset, "source", "unknown source"))
     box = "padding:6px 10px;margin:4px 0;border-radius:3px;font-family:sans-serif"
+    if getattr(dataset, "is_demo", False):   # a folder the course made up, e.g. from embedded faces
+        return (f'<div class="course-data-banner demo" style="{box};{_AMBER}">'
+                f"<b>Demo folder, not your data:</b> {source}. Set <code>MY_PHOTOS</code> to a "
+                f"folder of your own photos.</div>")
     if getattr(dataset, "is_embedded", False):
         name = html.escape(getattr(dataset, "registry_name", None) or "NAME")
         return (f'<div class="course-data-banner embedded" style="{box};{_AMBER}">'

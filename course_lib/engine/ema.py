@@ -25,3 +25,32 @@ def update_ema(ema_model: nn.Module, model: nn.Module, decay: float) -> None:
         p_ema.lerp_(p, 1 - decay)
     for b_ema, b in zip(ema_model.buffers(), model.buffers()):
         b_ema.copy_(b)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, inputs) -> nn.Module:
+    """Recompute the BatchNorm running statistics of ``model`` for its own weights.
+
+    ``update_ema`` copies the BatchNorm statistics from the trained model, but they were
+    measured on *that* model's activations: the averaged weights produce activations of
+    another mean and spread, so in eval mode their normalisation is off and the samples
+    suffer. Running the EMA model in train mode over a few batches (``inputs``: an iterable
+    of input batches, e.g. latents ``[B, z_dim]``) with a cumulative average
+    (``momentum=None``) gives it statistics of its own. Returns ``model`` in eval mode;
+    each BatchNorm's momentum is restored.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return model.eval()
+    momenta = [m.momentum for m in norms]
+    try:
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None
+        model.train()
+        for batch in inputs:
+            model(batch)
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+    return model.eval()

@@ -17,6 +17,15 @@ the sandboxed worker); see AUTHORING.md for how to write one.
 the answer trips a wire and earns no points (a deterrent; see :mod:`.calling`).
 ``provides`` maps names the exercise cell may use without defining (because the grader
 runs each exercise on its own) to trusted course_lib functions, ``"module.attr"``.
+
+A written question is declared next to the exercises of its notebook::
+
+    written("q3.1", notebook="03_diffaugment", points=1, prompt="Why must T be differentiable?")
+
+Its answer is the Markdown cell tagged ``q3.1``. The grader never runs or judges it: it
+collects the text for the instructor (the CSV's columns after the exercises) and scores
+it 0 of 0 automatic points; ``points`` is what the instructor marks it out of by hand, as
+nbgrader's manually graded answers.
 """
 from __future__ import annotations
 
@@ -66,3 +75,27 @@ def exercise(id: str, *, notebook: str, function: str, points: float = 1.0, time
                                  references, tuple(sorted((provides or {}).items())))
         return check
     return register
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str            # e.g. "q3.1"; also the tag of the Markdown cell holding the answer
+    notebook: str
+    prompt: str        # the question, in short (for the instructor's columns)
+    points: float      # marked by hand, out of this
+
+
+QUESTIONS: dict[str, Question] = {}
+
+
+def written(id: str, *, notebook: str, prompt: str, points: float = 1.0) -> Question:
+    """Register the written question ``id`` of ``notebook`` (see the module docstring)."""
+    from course_lib.notebook import QUESTION_TAG
+
+    if not QUESTION_TAG.match(id):
+        raise ValueError(f"a written question's id looks like 'q3.1', got {id!r}")
+    question = Question(id, notebook, prompt, float(points))
+    if QUESTIONS.get(id, question) != question:
+        raise ValueError(f"written question {id} is registered twice")
+    QUESTIONS[id] = question
+    return question

@@ -10,7 +10,9 @@ and for a class folder ``{"students": {"alice": <that object>, ...}}``.
 ``status`` is one of passed | failed | not_implemented | timeout | error.
 
 CSV (``--csv FILE``): one row per student — ``student,total,max`` then one column per
-exercise id holding its points. A cell that would start with ``=``, ``+``, ``-``, ``@`` (or a
+exercise id holding its points, then one column per written question (``q1.2``) holding
+the student's answer as one line of text, for the instructor to mark by hand (the JSON's
+``"written"`` list has them too, scored 0 of 0 automatic points). A cell that would start with ``=``, ``+``, ``-``, ``@`` (or a
 tab or carriage return) gets a leading ``'``, so a spreadsheet shows a student's name as text
 instead of running it as a formula; names never hold control characters (see
 :func:`course_lib.grade.describe.clean`).
@@ -66,6 +68,11 @@ def report_table(report, width: int) -> str:
             lines += [" " * len(row) + more for more in wrapped[1:]]
         total = sum(r.points for r in results)
         maximum = sum(r.max for r in results)
+        for a in [a for a in getattr(report, "answers", []) if a.notebook == notebook]:
+            words = len(a.answer.split())
+            row = f"  {a.id:<{id_w}}  {'written answer':<{fn_w}}  {'0/0':>{pt_w}}  "
+            lines.append(row + (f"{a.status}, out of {fmt(a.manual_max)} ({words} words)" if words
+                                else "unanswered"))
         lines += [f"  {'notebook total':<{id_w + fn_w + 2}}  {f'{fmt(total)}/{fmt(maximum)}':>{pt_w}}", ""]
     return "\n".join(lines)
 
@@ -115,12 +122,16 @@ def to_json_text(grading) -> str:
 def to_csv_text(grading) -> str:
     """One row per student: student, total, max, then the points of each exercise."""
     ids = sorted({r.id for rep in grading.reports.values() for r in rep.results}, key=natural_key)
+    questions = sorted({a.id for rep in grading.reports.values() for a in getattr(rep, "answers", [])},
+                       key=natural_key)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["student", "total", "max", *map(csv_safe, ids)])
+    writer.writerow(["student", "total", "max", *map(csv_safe, ids), *map(csv_safe, questions)])
     for name, report in grading.reports.items():
         points = {r.id: fmt(r.points) for r in report.results}
-        writer.writerow([csv_safe(name), fmt(report.total), fmt(report.max), *(points.get(i, "") for i in ids)])
+        answers = {a.id: csv_safe(a.answer) if a.answer else "" for a in getattr(report, "answers", [])}
+        writer.writerow([csv_safe(name), fmt(report.total), fmt(report.max), *(points.get(i, "") for i in ids),
+                         *(answers.get(q, "") for q in questions)])
     return buffer.getvalue()
 
 

@@ -65,10 +65,29 @@ class ExerciseResult:
 
 
 @dataclass
+class WrittenAnswer:
+    """A written question's answer, collected for the instructor: never run, never judged,
+    0 automatic points (marked by hand out of ``manual_max``, as nbgrader does)."""
+    notebook: str
+    id: str
+    answer: str          # "" when unanswered (or the notebook or cell is missing)
+    manual_max: float
+    status: str          # "needs manual grading" | "unanswered"
+
+    def to_json(self) -> dict:
+        return {"notebook": self.notebook, "id": self.id, "points": 0.0, "max": 0.0,
+                "manual_max": float(self.manual_max), "status": self.status, "answer": self.answer}
+
+
+MAX_ANSWER = 5000   # characters of an answer kept (a pasted essay or notebook is cut)
+
+
+@dataclass
 class Report:
     """The results of one student (or of the notebook / folder graded)."""
     results: list[ExerciseResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)   # about this student's files (not in the JSON)
+    answers: list[WrittenAnswer] = field(default_factory=list)
 
     @property
     def total(self) -> float:
@@ -79,8 +98,11 @@ class Report:
         return round(sum(r.max for r in self.results), 4)
 
     def to_json(self) -> dict:
-        return {"total": float(self.total), "max": float(self.max),
-                "exercises": [r.to_json() for r in self.results]}
+        out = {"total": float(self.total), "max": float(self.max),
+               "exercises": [r.to_json() for r in self.results]}
+        if self.answers:
+            out["written"] = [a.to_json() for a in self.answers]
+        return out
 
 
 @dataclass
@@ -488,11 +510,32 @@ def grade_path(path, *, workers: int | None = None, check_files=(), only=None, c
     reports = {student: Report() for student in subs.students}
     for job, result in zip(jobs, results):
         reports[job.student].results.append(result)
+    questions = checks.questions_for(subs.expected) if only is None else []
     for student, report in reports.items():
         report.notes += [n for n in _cell_notes(subs.students[student])]
+        report.answers = collect_answers(subs.students[student], questions)
     grading.reports = reports
     grading.seconds = time.monotonic() - started
     return grading
+
+
+def collect_answers(found: dict[str, Path], questions) -> list[WrittenAnswer]:
+    """The student's answers to ``questions`` from their notebooks ``found`` (read as
+    JSON in this process: nothing in them runs)."""
+    texts: dict[str, dict[str, str]] = {}
+    for stem, nb in found.items():
+        try:
+            from course_lib.notebook import load_answers
+
+            texts[stem] = load_answers(nb)
+        except ValueError:
+            texts[stem] = {}       # the exercises' results already say the file is damaged
+    answers = []
+    for q in questions:
+        text = texts.get(q.notebook, {}).get(q.id, "")[:MAX_ANSWER]
+        answers.append(WrittenAnswer(q.notebook, q.id, text, q.points,
+                                     "needs manual grading" if text.strip() else "unanswered"))
+    return answers
 
 
 def _cell_notes(found: dict[str, Path]) -> list[str]:

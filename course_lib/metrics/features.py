@@ -164,3 +164,15 @@ def extract_features(images: torch.Tensor, extractor: FeatureExtractor | None = 
         images = images.expand(-1, 3, -1, -1)
     chunks = [extractor(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
     return np.concatenate(chunks, axis=0) if chunks else np.zeros((0, extractor.dim))
+
+
+def features_label(name: str) -> str:
+    """Which features a metric was computed on, without naming the metric: for a KID, a
+    precision or a coverage next to an extractor's ``name`` that says "FD, ..." or "FID ..."
+    ("FD, random-conv features (offline, not FID)" -> "features: random-conv (offline)")."""
+    lowered = name.lower()
+    if "random-conv" in lowered:
+        return "features: random-conv (offline, not Inception)"
+    if "inception" in lowered:
+        return "features: Inception (pytorch-fid)"
+    return f"features: {name}"

@@ -207,6 +207,22 @@ def translate(G: nn.Module, images: torch.Tensor, batch_size: int = 16) -> torch
     return run_in_chunks(G, images, batch_size, prepare=to_float)
 
 
+def unpaired_batch(a: torch.Tensor, b: torch.Tensor, batch_size: int, flip: bool,
+                   ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor]:
+    """This rank's share of ``batch_size``: a random A batch and an independent random B
+    batch from ``a``/``b`` (uint8 or float [N, 3, S, S]) as floats in [-1, 1], each image
+    flipped left-right with probability 1/2 when ``flip`` (the ``data``/``augment`` streams)."""
+    per_rank = batch_size // ctx.world_size
+    ia = torch.randint(len(a), (per_rank,), generator=ctx.rng["data"])
+    ib = torch.randint(len(b), (per_rank,), generator=ctx.rng["data"])
+    a, b = to_float(a[ia]), to_float(b[ib])
+    if flip:
+        flips = torch.rand(2, per_rank, generator=ctx.rng["augment"]) < 0.5
+        a = torch.where(flips[0].view(-1, 1, 1, 1), a.flip(-1), a)
+        b = torch.where(flips[1].view(-1, 1, 1, 1), b.flip(-1), b)
+    return a, b
+
+
 # --- the task -------------------------------------------------------------------------------
 
 def model_specs(config: CycleGANConfig) -> dict[str, dict]:
@@ -271,15 +287,7 @@ class CycleGANTask(Task):
         return lr_factor(step, self.cfg.steps, self.cfg.decay_start)
 
     def batch(self, ctx: StepContext):
-        per_rank = self.cfg.batch_size // ctx.world_size
-        ia = torch.randint(len(self.a), (per_rank,), generator=ctx.rng["data"])
-        ib = torch.randint(len(self.b), (per_rank,), generator=ctx.rng["data"])
-        a, b = to_float(self.a[ia]), to_float(self.b[ib])
-        if self.cfg.flip:
-            flips = torch.rand(2, per_rank, generator=ctx.rng["augment"]) < 0.5
-            a = torch.where(flips[0].view(-1, 1, 1, 1), a.flip(-1), a)
-            b = torch.where(flips[1].view(-1, 1, 1, 1), b.flip(-1), b)
-        return a, b
+        return unpaired_batch(self.a, self.b, self.cfg.batch_size, self.cfg.flip, ctx)
 
     def train_step(self, batch, models, optimizers, ctx: StepContext) -> dict:
         a, b = batch

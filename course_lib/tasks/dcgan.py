@@ -243,7 +243,8 @@ class DCGANTask(Task):
 
     def __init__(self, config: TrainConfig, reals: torch.Tensor, *, heldout: torch.Tensor | None = None,
                  eval_fn: Callable[[nn.Module], dict] | None = None, n_monitor: int = 256,
-                 init_from: dict | None = None, freeze_d_layers: int = 0, data_source: str = ""):
+                 init_from: dict | None = None, freeze_d_layers: int = 0, data_source: str = "",
+                 step_fn: Callable | None = None, augment_fn: Callable | None = None):
         if reals.shape[-1] != config.image_size:
             raise ValueError(f"images are {reals.shape[-1]}px but config.image_size is "
                              f"{config.image_size}: load the data at that size or change the config")
@@ -261,6 +262,11 @@ class DCGANTask(Task):
         self.monitor_z = fixed_latents(n_monitor, config.z_dim, seed=4321)
         self.d_params: list[nn.Parameter] | None = None
         self.T: Callable | None = None
+        # A learner's own step (notebook 01's exercise 1.3) in place of the one below.
+        if step_fn is not None and config.augment != "none":
+            raise ValueError(f"a step_fn trains without augmentation; got augment={config.augment!r}")
+        self.step_fn = step_fn
+        self.augment_fn = augment_fn    # T(x, generator=...) of one's own, instead of diff_augment
         self.tally = SignTally()        # D's logits on its training reals since the last evaluation
 
     @property
@@ -272,6 +278,10 @@ class DCGANTask(Task):
         if self.init_from is not None or self.freeze_d_layers:
             out["init_from"] = self.init_from is not None
             out["freeze_d_layers"] = self.freeze_d_layers
+        for name in ("step_fn", "augment_fn"):
+            fn = getattr(self, name)
+            if fn is not None:
+                out[name] = getattr(fn, "__qualname__", type(fn).__name__)
         return out
 
     def model_specs(self) -> dict[str, dict]:
@@ -279,6 +289,9 @@ class DCGANTask(Task):
 
     def setup(self, models, ctx: StepContext) -> None:
         ctx.check_split(len(self.reals), self.cfg.batch_size)
+        if self.step_fn is not None and ctx.world_size > 1:
+            raise ValueError("a step_fn steps its own optimisers, which DistributedDataParallel "
+                             "cannot synchronise: train it in one process")
         if self.init_from is not None:
             states = _state_dicts(self.init_from)
             models["G"].load_state_dict(states["G"])
@@ -287,7 +300,11 @@ class DCGANTask(Task):
         self.d_params = (freeze_discriminator_layers(D, self.freeze_d_layers)
                          if self.freeze_d_layers else list(D.parameters()))
         policy, gen = self.cfg.policy, ctx.rng["augment"]
-        self.T = lambda x: diff_augment(x, policy, generator=gen)  # noqa: E731
+        if self.augment_fn is not None:
+            own = self.augment_fn
+            self.T = lambda x: own(x, generator=gen)  # noqa: E731
+        else:
+            self.T = lambda x: diff_augment(x, policy, generator=gen)  # noqa: E731
 
     def optimizers(self, models):
         c = self.cfg
@@ -303,6 +320,9 @@ class DCGANTask(Task):
     def train_step(self, batch, models, optimizers, ctx: StepContext) -> dict:
         real, z = batch
         G, D, c = models["G"], models["D"], self.cfg
+        if self.step_fn is not None:   # it zeroes, backpropagates and steps by itself
+            out = self.step_fn(G, D, optimizers["G"], optimizers["D"], real, z)
+            return {key: torch.as_tensor(float(out[key])) for key in ("loss_d", "loss_g")}
         with ctx.autocast():
             fake = G(z)
             real_in, fake_in = d_step_inputs(real, fake.detach(), c.augment, self.T)
@@ -427,6 +447,8 @@ def train_gan(
     precision: str = "auto",
     preset: str | None = None,
     log_every: int = 10,
+    step_fn: Callable | None = None,
+    augment_fn: Callable | None = None,
 ) -> TrainResult:
     """Train a DCGAN on ``data`` and return the models and their history.
 
@@ -446,13 +468,19 @@ def train_gan(
     freeze_d_layers: FreezeD (Mo et al., 2020): keep D's first N conv layers (and their
         norms) fixed; they are left out of D's optimiser. 0 trains all of D.
     device, precision: see :func:`course_lib.engine.fit` ("auto": CUDA, MPS or CPU).
+    step_fn(G, D, opt_g, opt_d, real, z) -> {"loss_d": float, "loss_g": float}: a step of
+        your own (notebook 01's exercise 1.3) instead of the built-in one; it must zero,
+        backpropagate and step the optimisers itself. One process, no augmentation.
+    augment_fn(x, generator=None) -> x: a T of one's own (notebook 03's exercises 3.1-3.3)
+        in place of ``diff_augment`` with ``config.policy``, placed as ``config.augment`` says.
     """
     reals = data if isinstance(data, torch.Tensor) else stack_images(data)
     data_source = getattr(data, "source", "tensor given by the caller")
     held = None if heldout is None else spread_subset(heldout, n_monitor)
     start_from = init_from.to_payload() if isinstance(init_from, TrainResult) else init_from
     task = DCGANTask(config, reals, heldout=held, eval_fn=eval_fn, n_monitor=n_monitor,
-                     init_from=start_from, freeze_d_layers=freeze_d_layers, data_source=data_source)
+                     init_from=start_from, freeze_d_layers=freeze_d_layers, data_source=data_source,
+                     step_fn=step_fn, augment_fn=augment_fn)
     hook = None
     if callback is not None:
         def hook(step, history, run):

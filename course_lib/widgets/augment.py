@@ -186,9 +186,21 @@ def recording_banner(recording) -> str:
     from course_lib.data import source_banner
 
     embedded = recording.data_source.lower().startswith("embedded")
-    return source_banner(SimpleNamespace(source=f"recorded runs ({recording.preset} preset) "
-                                                f"trained on {recording.data_source}",
+    return source_banner(SimpleNamespace(source=recording_source(recording),
                                          is_embedded=embedded, registry_name="cifar10"))
+
+
+def recording_source(recording) -> str:
+    """What a recording's runs were trained on: each fraction's training-set size, from the
+    runs themselves. (``recording.data_source`` describes the test split the distances are
+    measured on, so its image count is not the training set's.)"""
+    import re
+
+    sizes = sorted({(r["fraction"], r["n_train"]) for r in recording.runs if r.get("n_train")}, reverse=True)
+    trained = ", ".join(f"{n:,} ({f:.0%})" for f, n in sizes) or "unknown numbers of"
+    track = re.sub(r"^embedded: [\d,]+ ", "embedded ", recording.data_source)
+    track = re.sub(r", test split, [\d,]+ images\)", ")", track)
+    return f"recorded runs ({recording.preset} preset) trained on {trained} images of the {track}"
 
 
 def short_source(data_source: str, limit: int = 90) -> str:

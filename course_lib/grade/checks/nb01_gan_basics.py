@@ -3,6 +3,9 @@
 - ex1.1 ``discriminator_loss_from_logits(real_logits, fake_logits)``
 - ex1.2 ``generator_loss_from_logits(fake_logits)``
 - ex1.3 ``train_step(G, D, opt_g, opt_d, real, z)``
+- ex1.4 ``frechet_distance_from_features(real_features, fake_features)``
+- ex1.5 ``conv_macs(in_channels, out_channels, kernel_size, stride, padding, size, transposed=False, output_padding=0)``
+- ex1.6 ``training_macs(g_macs, d_macs, batch_size, steps)``
 
 The losses are the non-saturating pair of Goodfellow et al. (2014) written with
 ``softplus`` (see :mod:`course_lib.losses`); the training step is compared with
@@ -15,7 +18,7 @@ import math
 import torch
 
 from course_lib import losses
-from course_lib.grade.api import exercise, expect, type_name
+from course_lib.grade.api import exercise, expect, type_name, written
 from course_lib.grade.calling import Grad
 from course_lib.grade.fixtures import Spec, build, load_params
 from course_lib.train import train_step as reference_train_step
@@ -82,8 +85,8 @@ def check_discriminator_loss(student):
         want = (sum(_softplus(-x) for x in real) / len(real) + sum(_softplus(x) for x in fake) / len(fake))
         got = out.item()
         expect(_close(got, want),
-               f"for real logits {real} and fake logits {fake} the loss must be "
-               f"mean(softplus(-real)) + mean(softplus(fake)) = {want:.5f}, got {got:.5f}"
+               f"for real logits {real} and fake logits {fake} the loss is {want:.5f}, "
+               f"got {got:.5f}"
                f"{_d_hint(got, real, fake)}")
 
     # Invariant: a confident, correct D has a loss near 0; the loss is finite for huge logits.
@@ -149,7 +152,7 @@ def check_generator_loss(student):
         want = sum(_softplus(-x) for x in fake) / len(fake)
         got = out.item()
         expect(_close(got, want),
-               f"for fake logits {fake} the loss must be mean(softplus(-fake)) = {want:.5f}, "
+               f"for fake logits {fake} the loss is {want:.5f}, "
                f"got {got:.5f}{_g_hint(got, fake)}")
 
     # The point of "non-saturating": a strong gradient when D confidently rejects the fakes,
@@ -329,3 +332,257 @@ def check_train_step(student):
     expect(abs(loss_d - ref2["loss_d"]) < 1e-5 and abs(loss_g - ref2["loss_g"]) < 1e-5,
            f"second step: expected losses ({ref2['loss_d']:.5f}, {ref2['loss_g']:.5f}), got "
            f"({loss_d:.5f}, {loss_g:.5f})")
+
+
+# --- ex1.4: the Fréchet distance from features ---------------------------------------------
+
+def _fd_parts(real: torch.Tensor, fake: torch.Tensor, ddof: int = 1):
+    """(squared mean distance, trace of sigma_r + sigma_f, trace of (sigma_r sigma_f)^(1/2),
+    trace of the entrywise sqrt) in float64, with covariances normalised by N - ddof."""
+    real, fake = real.double(), fake.double()
+    mu_r, mu_f = real.mean(0), fake.mean(0)
+    cov_r = (real - mu_r).T @ (real - mu_r) / (len(real) - ddof)
+    cov_f = (fake - mu_f).T @ (fake - mu_f) / (len(fake) - ddof)
+    evals = torch.linalg.eigvals(cov_r @ cov_f).real.clamp(min=0)
+    entrywise = (cov_r * cov_f).clamp(min=0).sqrt().trace()
+    return (((mu_r - mu_f) ** 2).sum().item(), (cov_r.trace() + cov_f.trace()).item(),
+            evals.sqrt().sum().item(), entrywise.item())
+
+
+def _fd_hint(got: float, real: torch.Tensor, fake: torch.Tensor) -> str:
+    means, traces, root, entrywise = _fd_parts(real, fake)
+    b_means, b_traces, b_root, _ = _fd_parts(real, fake, ddof=0)
+    want = means + traces - 2 * root
+    candidates = {
+        "that is only the distance between the means: the covariances count too": means,
+        "the cross term is 2 Tr((sigma_r sigma_f)^(1/2)), twice the trace of the matrix square "
+        "root of the product": means + traces - root,
+        "the square root is a matrix square root of sigma_r @ sigma_f (its trace is the sum of the "
+        "square roots of that product's eigenvalues), not the square root of each entry":
+            means + traces - 2 * entrywise,
+        "the covariances divide by N (np.cov's bias=True); use the unbiased N - 1, as np.cov and "
+        "torch.cov do by default": b_means + b_traces - 2 * b_root,
+        "that is the square root of the Fréchet distance; FID-style distances are not square-rooted":
+            math.sqrt(max(want, 0.0)),
+    }
+    for hint, value in candidates.items():
+        if _close(got, value, 1e-4) and not _close(got, want, 1e-4):
+            return f" ({hint})"
+    return ""
+
+
+def _fd_value(out, name: str = "frechet_distance_from_features") -> float:
+    expect(out is not None, f"{name} returned None: did you forget `return`?")
+    if isinstance(out, torch.Tensor):
+        expect(out.numel() == 1, f"{name} must return one number, got a tensor of shape {tuple(out.shape)}")
+        out = out.item()
+    expect(isinstance(out, (int, float)) and not isinstance(out, bool),
+           f"{name} must return a number (a Python float), got {type_name(out)}")
+    expect(math.isfinite(out), f"{name} returned {out}; expected a finite distance")
+    return float(out)
+
+
+def _fd_reference(real: torch.Tensor, fake: torch.Tensor) -> float:
+    from course_lib.metrics.fid import feature_stats, frechet_distance
+
+    return frechet_distance(*feature_stats(real.numpy()), *feature_stats(fake.numpy()))
+
+
+@exercise("ex1.4", notebook="01_gan_basics", function="frechet_distance_from_features", points=2,
+          timeout=60, reference=("course_lib.metrics.frechet_distance",
+                                 "course_lib.metrics.fid.frechet_distance",
+                                 "course_lib.metrics.fid.feature_stats"))
+def check_frechet_distance(student):
+    gen = torch.Generator().manual_seed(14)
+    real = torch.randn(40, 3, generator=gen, dtype=torch.float64)
+
+    same = _fd_value(student(real, real.clone()))
+    expect(abs(same) < 1e-6, f"two identical feature sets must be at distance 0, got {same:.6g}")
+
+    shift = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    got = _fd_value(student(real, real + shift))
+    expect(_close(got, 5.25, 1e-5),
+           f"moving every feature vector by (1, -2, 0.5) leaves both covariances equal, so the "
+           f"distance is the squared length of the shift, 5.25; got {got:.6g}{_fd_hint(got, real, real + shift)}")
+
+    # One dimension, four values each: means 2.5 and 0, unbiased standard deviations 1.29 and 2.58.
+    a = torch.tensor([[1.0], [2.0], [3.0], [4.0]], dtype=torch.float64)
+    b = torch.tensor([[-3.0], [-1.0], [1.0], [3.0]], dtype=torch.float64)
+    want = _fd_reference(a, b)
+    got = _fd_value(student(a, b))
+    expect(_close(got, want, 1e-5),
+           f"in one dimension the distance is (mean_r - mean_f)^2 + (std_r - std_f)^2 with the "
+           f"unbiased standard deviations: for {a.flatten().tolist()} and "
+           f"{[round(v, 4) for v in b.flatten().tolist()]} that is {want:.5f}, got {got:.5f}{_fd_hint(got, a, b)}")
+
+    # Correlated features whose covariances do not commute, and two sample sizes.
+    mix_r = torch.tensor([[1.0, 0.8, 0.0, 0.0], [0.0, 0.6, 0.3, 0.0], [0.0, 0.0, 1.2, -0.5],
+                          [0.2, 0.0, 0.0, 0.7]], dtype=torch.float64)
+    mix_f = torch.tensor([[0.5, 0.0, 0.9, 0.0], [0.7, 1.1, 0.0, 0.0], [0.0, -0.4, 0.6, 0.2],
+                          [0.0, 0.0, 0.3, 1.3]], dtype=torch.float64)
+    real = torch.randn(60, 4, generator=gen, dtype=torch.float64) @ mix_r
+    fake = torch.randn(45, 4, generator=gen, dtype=torch.float64) @ mix_f + 0.3
+    real_copy, fake_copy = real.clone(), fake.clone()
+    run = student.run([real, fake])
+    got = _fd_value(run.value)
+    want = _fd_reference(real, fake)
+    expect(_close(got, want, 1e-4),
+           f"on correlated random features (60 real, 45 fake, 4 dimensions) the distance is "
+           f"{want:.5f}, got {got:.5f}{_fd_hint(got, real, fake)}")
+    expect(all(isinstance(x, torch.Tensor) and torch.equal(x, y)
+               for x, y in zip(run.args, (real_copy, fake_copy))),
+           "frechet_distance_from_features changed its input features; work on copies")
+
+    # float32 features, as a feature extractor gives them, more dimensions than in the cases above.
+    real = torch.randn(200, 16, generator=gen)
+    fake = torch.randn(150, 16, generator=gen) * 1.5 + 0.1
+    got = _fd_value(student(real, fake))
+    want = _fd_reference(real.double(), fake.double())
+    expect(_close(got, want, 1e-3),
+           f"on float32 features [200, 16] and [150, 16] the distance is {want:.4f}, got {got:.4f}"
+           f"{_fd_hint(got, real, fake)}")
+
+
+# --- ex1.5: MACs of a convolution and of a transposed convolution ------------------------------
+
+def _macs_pair(out, name: str = "conv_macs") -> tuple[int, int]:
+    expect(isinstance(out, (tuple, list)) and len(out) == 2,
+           f"{name} must return a pair (macs, output_size), got {type_name(out)}")
+    values = []
+    for label, v in zip(("macs", "output_size"), out):
+        if isinstance(v, torch.Tensor) and v.numel() == 1:
+            v = v.item()
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        expect(isinstance(v, int) and not isinstance(v, bool),
+               f"{label} must be a whole number (a Python int), got {type_name(v)}")
+        values.append(v)
+    return values[0], values[1]
+
+
+def _layer(in_c, out_c, k, stride, padding, transposed, output_padding=0):
+    if transposed:
+        return torch.nn.ConvTranspose2d(in_c, out_c, k, stride=stride, padding=padding,
+                                        output_padding=output_padding, bias=False)
+    return torch.nn.Conv2d(in_c, out_c, k, stride=stride, padding=padding, bias=False)
+
+
+def _true_macs(in_c, out_c, k, stride, padding, size, transposed, output_padding=0) -> tuple[int, int]:
+    """Counted by course_lib's profiler on the real layer (on the meta device: no arithmetic)."""
+    from course_lib.compress.profile import count_macs
+
+    with torch.device("meta"):
+        layer = _layer(in_c, out_c, k, stride, padding, transposed, output_padding)
+        out = layer(torch.zeros(1, in_c, size, size))
+    return count_macs(layer, (1, in_c, size, size)), out.shape[-1]
+
+
+def _macs_hint(got_macs, got_size, case) -> str:
+    in_c, out_c, k, stride, padding, size, transposed, op = case
+    want_macs, want_size = _true_macs(*case)
+    conv_size = (size + 2 * padding - k) // stride + 1
+    per_out = in_c * k * k
+    hints = []
+    if got_size != want_size:
+        if transposed and got_size == conv_size:
+            hints.append("that is a convolution's output size: a transposed convolution goes the "
+                         "other way, it enlarges (stride 2 roughly doubles the size)")
+        elif transposed and got_size == want_size - op:
+            hints.append("the output_padding adds rows and columns to a transposed convolution's "
+                         "output")
+    elif transposed and got_macs == size * size * out_c * per_out:
+        hints.append("that counts one kernel per *input* position (the useful work); the course "
+                     "counts, as torchprofile and GAN Compression do, in_channels x k x k MACs per "
+                     "*output* element, also for a transposed convolution")
+    elif got_macs == want_size * want_size * out_c * in_c * k:
+        hints.append("a k x k kernel has k*k weights per input channel")
+    elif got_macs == want_size * want_size * per_out:
+        hints.append("every output channel has its own kernel: multiply by out_channels too")
+    elif got_macs == want_size * want_size * out_c * k * k:
+        hints.append("each output element sums over all in_channels")
+    return f" ({'; '.join(hints)})" if hints else ""
+
+
+@exercise("ex1.5", notebook="01_gan_basics", function="conv_macs", points=2, timeout=30,
+          reference=("course_lib.gan_cost.conv_macs", "course_lib.compress.profile.count_macs"))
+def check_conv_macs(student):
+    # (in, out, kernel, stride, padding, size, transposed, output_padding)
+    cases = [
+        (3, 32, 4, 2, 1, 32, False, 0),        # D's first layer
+        (64, 128, 4, 2, 1, 8, False, 0),       # D, deeper
+        (128, 1, 4, 1, 0, 4, False, 0),        # D's last layer: one logit
+        (128, 128, 4, 1, 0, 1, True, 0),       # G's first layer: z (1x1) -> 4x4
+        (128, 64, 4, 2, 1, 4, True, 0),        # G: 4x4 -> 8x8
+        (32, 3, 4, 2, 1, 16, True, 0),         # G's last layer
+        (3, 64, 7, 1, 0, 262, False, 0),       # CycleGAN's stem (after ReflectionPad(3))
+        (256, 128, 3, 2, 1, 64, True, 1),      # CycleGAN's up-sampling, output_padding 1
+        (5, 7, 3, 3, 2, 11, False, 0),         # odd sizes: the division rounds down
+        (6, 4, 5, 3, 2, 5, True, 2),
+    ]
+    for case in cases:
+        in_c, out_c, k, stride, padding, size, transposed, op = case
+        kwargs = {"transposed": transposed}
+        if op:
+            kwargs["output_padding"] = op
+        got_macs, got_size = _macs_pair(student(in_c, out_c, k, stride, padding, size, **kwargs))
+        want_macs, want_size = _true_macs(*case)
+        what = (f"{'ConvTranspose2d' if transposed else 'Conv2d'}({in_c}, {out_c}, kernel_size={k}, "
+                f"stride={stride}, padding={padding}" + (f", output_padding={op}" if op else "")
+                + f") on a {size}x{size} input")
+        expect(got_size == want_size,
+               f"{what}: the output is {want_size}x{want_size}, got {got_size}{_macs_hint(got_macs, got_size, case)}")
+        expect(got_macs == want_macs,
+               f"{what}: {want_macs:,} MACs, got {got_macs:,}{_macs_hint(got_macs, got_size, case)}")
+    # The default is a plain convolution.
+    got = _macs_pair(student(3, 8, 3, 1, 1, 10))
+    expect(got == _true_macs(3, 8, 3, 1, 1, 10, False), "called without `transposed`, conv_macs must "
+                                                        "count an ordinary convolution")
+
+
+# --- ex1.6: the cost of a training run -----------------------------------------------------
+
+def _train_hint(got: float, g: int, d: int, b: int, steps: int) -> str:
+    n = b * steps
+    candidates = {
+        "that counts forward passes only; a backward pass costs about twice its forward pass":
+            n * (g + 3 * d),
+        "D runs forward and backward three times a step: on the reals and on the fakes in D's step, "
+        "and once more in the G step (G's gradient comes back through D)": n * (3 * g + 6 * d),
+        "D's step sees two batches, the reals and the fakes": n * (3 * g + 3 * d),
+        "G runs forward once per step: the G step reuses the fakes of the D step": n * (4 * g + 9 * d),
+        "a backward pass costs about twice its forward pass, so forward + backward is 3x":
+            n * (2 * g + 6 * d),
+        "that is the cost of one step; multiply by the number of steps": b * (3 * g + 9 * d),
+        "the MACs are per image: multiply by the batch size": steps * (3 * g + 9 * d),
+    }
+    for hint, value in candidates.items():
+        if _close(got, value, 1e-9):
+            return f" ({hint})"
+    return ""
+
+
+@exercise("ex1.6", notebook="01_gan_basics", function="training_macs", points=1, timeout=30,
+          reference="course_lib.gan_cost.training_macs")
+def check_training_macs(student):
+    from course_lib.gan_cost import training_macs as reference
+
+    cases = [(1, 0, 1, 1), (0, 1, 1, 1), (10, 0, 4, 1), (0, 10, 1, 5), (7, 3, 2, 3),
+             (22_544_384, 4_589_568, 64, 1_000), (56_800_000_000, 10_000_000_000, 1, 266_800)]
+    for g, d, b, steps in cases:
+        out = student(g, d, b, steps)
+        if isinstance(out, torch.Tensor) and out.numel() == 1:
+            out = out.item()
+        expect(isinstance(out, (int, float)) and not isinstance(out, bool),
+               f"training_macs must return a number, got {type_name(out)}")
+        want = reference(g, d, b, steps)
+        what = f"G {g:,} and D {d:,} MACs per image, batch {b}, {steps:,} steps"
+        expect(_close(float(out), float(want), 1e-9),
+               f"{what}: {want:,} MACs in all, got {out:,.0f}{_train_hint(float(out), g, d, b, steps)}")
+
+
+# --- written questions (marked by hand) -------------------------------------------------------
+
+written("q1.1", notebook="01_gan_basics",
+        prompt="Why detach the fakes in D's step but not in G's? What would each change break or cost?")
+written("q1.2", notebook="01_gan_basics",
+        prompt="CycleGAN has fewer parameters than ResNet-50 yet 14x its MACs: where does its cost come from?")

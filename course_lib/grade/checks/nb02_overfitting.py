@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from course_lib.grade.api import CheckFailed, exercise, expect, type_name
+from course_lib.grade.api import CheckFailed, exercise, expect, type_name, written
 from course_lib.monitor import monitor_from_logits as reference
 
 KEYS = ("acc_train", "acc_heldout", "acc_fake", "gap", "r_t")
@@ -121,3 +121,9 @@ def check_overfitting_stats(student):
                    f"on {n_train} random training logits, {n_held} held-out and {n_fake} fake, "
                    f"{key} is {got[key]:.4f} but course_lib's monitor gives {want[key]:.4f}"
                    f"{_hint(key, got[key], train, held, fake)}")
+
+
+# --- written questions (marked by hand) -------------------------------------------------------
+
+written("q2.1", notebook="02_overfitting",
+        prompt="G never sees the training images: why does D memorising them make G's samples worse?")

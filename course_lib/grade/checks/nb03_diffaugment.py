@@ -13,6 +13,8 @@ ex3.3    ``rand_color``           brightness, saturation and contrast, recovered
 ex3.4    ``diffaugment_losses``   a spy T and a recording D: T on reals and fakes in the D
                                   step, on fakes in the G step; values and gradients equal
                                   course_lib.train's with ``augment="diffaugment"``
+ex3.5    ``ada_update``           StyleGAN2-ADA's controller: p moves by images / ramp_images
+                                  in the direction of r_t - target, and stays in [0, 1]
 =======  =======================  ======================================================
 
 None of the checks needs the student's random draws to equal course_lib's: they test what
@@ -29,7 +31,7 @@ import torch
 
 from course_lib import diffaugment as reference
 from course_lib.grade import fixtures
-from course_lib.grade.api import exercise, expect, type_name
+from course_lib.grade.api import exercise, expect, type_name, written
 from course_lib.grade.calling import Grad
 from course_lib.train import discriminator_loss, generator_loss
 
@@ -601,3 +603,83 @@ def check_diffaugment_losses(student):
     loss_d, loss_g = _losses(run)
     expect(bool(torch.isfinite(loss_d) and torch.isfinite(loss_g)),
            "diffaugment_losses: with course_lib's diff_augment as T the losses are not finite")
+
+
+# --- ex3.5: ADA's adaptive augmentation probability ---------------------------------------------
+
+def _p_value(out) -> float:
+    expect(out is not None, "ada_update returned None: did you forget `return`?")
+    if isinstance(out, torch.Tensor):
+        expect(out.numel() == 1, f"ada_update must return one number, got a tensor of shape {tuple(out.shape)}")
+        out = out.item()
+    expect(isinstance(out, (int, float)) and not isinstance(out, bool),
+           f"ada_update must return the new probability as a number, got {type_name(out)}")
+    return float(out)
+
+
+def _ada_hint(got: float, p: float, r_t: float, images: int, target: float, ramp: int) -> str:
+    step = images / ramp
+    sign = (r_t > target) - (r_t < target)
+    candidates = {
+        "p moves by the same amount whatever the size of r_t - target: only its sign decides the "
+        "direction (a bang-bang controller, as StyleGAN2-ADA's)": p + (r_t - target) * step,
+        "the direction is reversed: r_t above the target means D is overconfident on its training "
+        "images, so augment MORE": min(1.0, max(0.0, p - sign * step)),
+        "p is a probability: keep it within [0, 1]": p + sign * step,
+        "the step is the share of the ramp that these images make up: images / ramp_images":
+            min(1.0, max(0.0, p + sign / ramp)),
+        "one adjustment moves p by images / ramp_images, not by a fixed 1%":
+            min(1.0, max(0.0, p + sign * 0.01)),
+    }
+    for hint, value in candidates.items():
+        if abs(got - value) < 1e-12 and abs(value - min(1.0, max(0.0, p + sign * step))) > 1e-12:
+            return f" ({hint})"
+    return ""
+
+
+@exercise("ex3.5", notebook=NOTEBOOK, function="ada_update", points=1, timeout=30,
+          reference=("course_lib.ada.ada_update", "course_lib.ada.ada_schedule"))
+def check_ada_update(student):
+    from course_lib.ada import ada_update as reference
+
+    # (p, r_t, images, target, ramp_images); None: use the function's defaults
+    cases = [
+        (0.0, 0.9, 256, None, None),         # overconfident D: augment more
+        (0.3, 0.61, 256, None, None),        # just above the target: the same step
+        (0.3, 1.0, 256, None, None),
+        (0.3, 0.2, 256, None, None),         # below the target: augment less
+        (0.0, -0.5, 256, None, None),        # cannot go below 0
+        (0.9999, 1.0, 2048, None, None),     # nor above 1
+        (0.42, 0.6, 256, None, None),        # on target: leave p alone
+        (0.5, 0.75, 1000, 0.7, 10_000),      # another target and ramp
+        (0.5, 0.65, 1000, 0.7, 10_000),
+        (0.25, 0.9, 64, None, 1_000),
+    ]
+    for p, r_t, images, target, ramp in cases:
+        kwargs = {}
+        if target is not None:
+            kwargs["target"] = target
+        if ramp is not None:
+            kwargs["ramp_images"] = ramp
+        got = _p_value(student(p, r_t, images, **kwargs))
+        want = reference(p, r_t, images, **kwargs)
+        t, rmp = target if target is not None else 0.6, ramp if ramp is not None else 500_000
+        expect(abs(got - want) < 1e-12,
+               f"p = {p}, r_t = {r_t}, {images} images since the last adjustment (target {t}, "
+               f"ramp {rmp:,} images): the new p is {want:.6g}, got {got:.6g}{_ada_hint(got, p, r_t, images, t, rmp)}")
+
+    # Driven by a whole run of r_t values: 500 adjustments of 4 batches of 64 images.
+    gen = torch.Generator().manual_seed(35)
+    r_ts = (torch.rand(500, generator=gen, dtype=torch.float64) * 0.5 + 0.45).tolist()
+    p_mine = p_ref = 0.0
+    for r_t in r_ts:
+        p_mine, p_ref = _p_value(student(p_mine, r_t, 256)), reference(p_ref, r_t, 256)
+    expect(abs(p_mine - p_ref) < 1e-9,
+           f"after 500 adjustments driven by random r_t values p should be {p_ref:.6f}, got {p_mine:.6f}")
+
+
+# --- written questions (marked by hand) -------------------------------------------------------
+
+written("q3.1", notebook=NOTEBOOK, prompt="Why must T be differentiable for DiffAugment, and not for "
+                                          "augmenting the reals only?")
+written("q3.2", notebook=NOTEBOOK, prompt="Why does augmenting the reals alone leak T into G's samples?")

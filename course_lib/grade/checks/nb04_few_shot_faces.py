@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from course_lib.grade.api import exercise, expect, type_name
+from course_lib.grade.api import exercise, expect, type_name, written
 from course_lib.latent import lerp
 from course_lib.latent import nearest_images as reference_nearest
 from course_lib.latent import slerp as reference_slerp
@@ -242,3 +242,10 @@ def check_nearest_training_images(student):
     expect(torch.equal(idx, want_idx) and torch.allclose(dist, want_dist, rtol=1e-4),
            "on random images the result differs from course_lib.latent.nearest_images(..., "
            "space='pixel')")
+
+
+# --- written questions (marked by hand) -------------------------------------------------------
+
+written("q4.1", notebook="04_few_shot_faces",
+        prompt="Why can FD against the training images not catch a generator that copies them, "
+               "and what does the nearest-image check add?")

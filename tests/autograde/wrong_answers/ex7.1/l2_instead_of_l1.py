@@ -1,0 +1,2 @@
+def cycle_consistency_loss(real_a, rec_a, real_b, rec_b, lambda_cycle=10.0):
+    return lambda_cycle * (((rec_a - real_a) ** 2).mean() + ((rec_b - real_b) ** 2).mean())

@@ -1,0 +1,170 @@
+"""GAN Compression end to end: the distillation/supernet task, the compress-cyclegan
+pipeline on the ci preset (report.json, student.pt, grid.png) and its one-line errors."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from course_lib.cli import main
+from course_lib.compress.supernet import SuperMobileResnetGenerator, export_subnet
+from course_lib.gancomp.pipeline import REPORT_KEYS
+from course_lib.models.cyclegan import ResnetGenerator
+from course_lib.models.mobile_resnet import MobileResnetGenerator
+from course_lib.models.registry import model_spec
+from course_lib.tasks.distill import DistillConfig, DistillTask, train_distill
+
+
+def _domains(n=6, size=24, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randint(0, 256, (n, 3, size, size), generator=g, dtype=torch.uint8),
+            torch.randint(0, 256, (n, 3, size, size), generator=g, dtype=torch.uint8))
+
+
+def _teacher():
+    torch.manual_seed(0)
+    t = ResnetGenerator(ngf=4, n_blocks=3)
+    return model_spec(ResnetGenerator, input_nc=3, output_nc=3, ngf=4, n_blocks=3), t.state_dict()
+
+
+def test_distill_task_trains_the_student_not_the_teacher_and_checkpoints_the_mappers(tmp_path):
+    a, b = _domains()
+    spec, state = _teacher()
+    student = model_spec(MobileResnetGenerator, input_nc=3, output_nc=3, widths=[2] * 8, n_blocks=3)
+    config = DistillConfig(steps=3, batch_size=2, image_size=24, ndf=4)
+    run = train_distill(spec, state, student, a, b, config, out_dir=tmp_path, progress=False)
+    assert all(torch.equal(run.models["teacher"].state_dict()[k], v) for k, v in state.items())
+    assert {"loss_pixel", "loss_feature", "loss_gan", "loss_d"} <= set(run.history)
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    mappers = ckpt["task_state"]["mappers"]
+    assert len(mappers) == 2 * 4          # 4 layers (trunk input, blocks 1, 2, 3): weight + bias
+    # Hooks are off the teacher after training: another forward keeps no features.
+    assert not run.models["teacher"]._forward_hooks and not any(
+        m._forward_hooks for m in run.models["teacher"].modules())
+
+
+def test_supernet_task_draws_configs_from_its_seeded_stream():
+    a, b = _domains()
+    spec, state = _teacher()
+    sup = model_spec(SuperMobileResnetGenerator, input_nc=3, output_nc=3, ngf=4, n_blocks=3)
+    seen = []
+
+    class Spy(DistillTask):
+        def configs(self, ctx, space):
+            got = super().configs(ctx, space)
+            seen.append(got)
+            return got
+
+    from course_lib.engine.loop import fit
+    for _ in range(2):
+        task = Spy(DistillConfig(steps=3, batch_size=2, image_size=24, ndf=4, sampling="sandwich"),
+                   spec, state, sup, a, b)
+        fit(task, steps=3, progress=False)
+        task.distiller.remove()
+    first, second = seen[:3], seen[3:]
+    assert first == second                                   # same seed, same configs
+    assert all(len(c) == 3 and c[0] == (4,) * 8 for c in first)  # sandwich: largest first
+    assert len({c[2] for c in first}) > 1 or len(first) == 1
+
+
+def test_bad_distill_settings_are_refused():
+    with pytest.raises(ValueError, match="sampling"):
+        DistillConfig(sampling="greedy")
+    with pytest.raises(ValueError, match="multiple of 4"):
+        DistillConfig(image_size=30)
+
+
+@pytest.mark.slow
+def test_compress_cyclegan_ci_writes_the_report(tmp_path, monkeypatch, capsys):
+    from course_lib.compress.profile import torch_threads
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "zoo"))
+    out = tmp_path / "out"
+    with torch_threads(1):     # tiny models: one thread is faster, and a busy machine stalls two
+        assert main(["compress-cyclegan", "--preset", "ci", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    missing = [k for k in REPORT_KEYS if k not in report]
+    assert not missing, missing
+    assert report["preset"] == "ci" and report["data_source"].startswith("embedded")
+    assert report["mac_reduction"] == pytest.approx(report["teacher_macs"] / report["student_macs"])
+    assert report["student_macs"] <= report["budget_macs"] < report["teacher_macs"]
+    assert report["latency_speedup"] > 0 and report["latency_teacher_ms"] > 0
+    for key in ("fid_teacher", "fid_student", "fid_uniform_quarter"):
+        assert report[key] > 0, key
+    assert all(abs(v) < 0.005 for v in report["macs_agreement"].values())
+    assert report["export_max_abs_diff"] < 1e-4
+    assert (out / "grid.png").stat().st_size > 0
+    from course_lib.engine import load_model
+    student = load_model(out / "student.pt")
+    assert isinstance(student, MobileResnetGenerator)
+    assert list(student.widths) == report["student_config"]
+    # A second run loads every model from the zoo: same student, same figures.
+    with torch_threads(1):
+        assert main(["compress-cyclegan", "--preset", "ci", "--out", str(out)]) == 0
+    again = json.loads((out / "report.json").read_text())
+    assert again["student_config"] == report["student_config"]
+    assert again["fid_student"] == pytest.approx(report["fid_student"])
+
+
+def test_compress_cyclegan_bad_input_is_one_line(tmp_path, capsys):
+    assert main(["compress-cyclegan", "--budget-macs", "-3", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--budget-macs" in err and len(err.strip().splitlines()) == 1
+    assert main(["compress-cyclegan", "--preset", "ci", "--teacher", str(tmp_path / "nope.pth"),
+                 "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "nope.pth" in err and len(err.strip().splitlines()) == 1
+
+
+def test_exercise_references_agree_with_the_library_layers():
+    from course_lib.compress.supernet import SuperConv2d, SuperConvTranspose2d, draw_configs, sliced_conv
+    g = torch.Generator().manual_seed(0)
+    conv, up = SuperConv2d(6, 8, 3, padding=1), SuperConvTranspose2d(6, 8, 3, 2, 1, 1)
+    x = torch.randn(2, 4, 5, 5, generator=g)
+    assert torch.equal(sliced_conv(x, conv.weight, conv.bias, 3, False, 1, 1), conv(x, 3))
+    assert torch.equal(sliced_conv(x, up.weight, up.bias, 3, True, 2, 1, 1), up(x, 3))
+    space = [[4, 2], [8, 6, 4]]
+    a = draw_configs(space, 50, torch.Generator().manual_seed(1))
+    assert a == draw_configs(space, 50, torch.Generator().manual_seed(1))
+    assert {c[1] for c in a} == {8, 6, 4} and all(c[0] in (4, 2) for c in a)
+
+
+def test_next_generation_keeps_the_best_and_respects_the_budget():
+    from course_lib.compress.search import next_generation
+    space = [[4, 3, 2, 1]] * 4
+    costs = [1.0, 2.0, 2.0, 1.0]
+    population = [(1, 1, 1, 1), (2, 2, 2, 2), (1, 2, 1, 2), (2, 1, 2, 1), (3, 1, 1, 1)]
+    scores = [5.0, 1.0, 3.0, 2.0, 4.0]
+    out = next_generation(population, scores, space, costs, 12.0, 2, 12, torch.Generator().manual_seed(0))
+    assert out[:2] == [(2, 2, 2, 2), (2, 1, 2, 1)]
+    assert len(out) == 14 and all(sum(c * w for c, w in zip(costs, k)) <= 12.0 for k in out)
+
+
+def test_cycle_consistency_and_distillation_losses():
+    from course_lib.compress.distill import distillation_loss, distill_losses, feature_loss
+    from course_lib.losses import cycle_consistency_loss
+    a = torch.zeros(1, 3, 4, 4)
+    assert float(cycle_consistency_loss(a, a + 0.5, a, a - 0.25, 10.0)) == pytest.approx(7.5)
+    g = torch.Generator().manual_seed(0)
+    s_out, t_out = torch.randn(2, 3, 4, 4, generator=g), torch.randn(2, 3, 4, 4, generator=g)
+    s, t = [torch.randn(2, 2, 2, 2, generator=g)], [torch.randn(2, 5, 2, 2, generator=g)]
+    mapper = torch.nn.Conv2d(2, 5, 1, bias=False)
+    want = distill_losses(s_out, t_out, feature_loss(s, t, [mapper]))["total"]
+    got = distillation_loss(s_out, t_out, s, t, [mapper.weight])
+    assert float(got.detach()) == pytest.approx(float(want.detach()))
+
+
+def test_the_ci_recording_rebuilds_its_student_and_stands_in_for_class(monkeypatch, tmp_path):
+    from course_lib.gancomp.record import compressed_student, has_recording, notebook_recording
+    shown = notebook_recording("ci")
+    assert not shown.stand_in and "Stand-in" not in shown.banner()
+    student = compressed_student("ci")
+    assert list(student.widths) == shown.report["student_config"]
+    models = shown.models()
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(student(x), models["supernet"](x, tuple(student.widths)), atol=1e-5)
+    monkeypatch.setattr("course_lib.recording.RECORDED_DIR", tmp_path)   # nothing recorded there
+    assert not has_recording("class")
+    with pytest.raises(FileNotFoundError, match="course_lib.gancomp.record"):
+        notebook_recording("class")
