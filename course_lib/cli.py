@@ -17,6 +17,7 @@ COMMANDS = {
     "compress-cyclegan": ("course_lib.gancomp_cli",
                           "GAN Compression of a CycleGAN: distil, supernet, search, export, evaluate"),
     "zoo": ("course_lib.zoo_cli", "list or clear the cache of trained models"),
+    "pool": ("course_lib.pool", "pool the runs a class handed in into one recording (a jigsaw)"),
 }
 
 

@@ -72,6 +72,15 @@ def run_name(fraction: float, augment: str, steps: int | None = None) -> str:
     return f"dcgan-cifar-{round(fraction * 100)}pct-{augment}" + (f"-{steps}steps" if steps else "")
 
 
+def run_spec(fraction: float, augment: str, seed: int, preset: Preset, steps: int,
+             policy: str = "color,translation,cutout") -> tuple[str, TrainConfig]:
+    """(zoo name, training config) of a CIFAR-track run: what :func:`cifar_run` trains,
+    and what :mod:`course_lib.pool` checks a handed-in run against."""
+    config = TrainConfig.from_preset(preset, augment=augment, policy=policy, seed=seed, steps=steps,
+                                     eval_every=max(preset.cifar.eval_every, steps // 20))
+    return run_name(fraction, augment, None if steps == preset.cifar.compare_steps else steps), config
+
+
 def cifar_run(fraction: float, augment: str, seed: int = 0, preset: str | Preset | None = None,
               policy: str = "color,translation,cutout", reference: Reference | None = None,
               progress: bool = True, steps: int | None = None,
@@ -88,8 +97,7 @@ def cifar_run(fraction: float, augment: str, seed: int = 0, preset: str | Preset
 
     preset = get_preset(preset)
     steps = steps or preset.cifar.compare_steps
-    config = TrainConfig.from_preset(preset, augment=augment, policy=policy, seed=seed, steps=steps,
-                                     eval_every=max(preset.cifar.eval_every, steps // 20))
+    name, config = run_spec(fraction, augment, seed, preset, steps, policy)
 
     def train(p: Preset, s: int) -> dict:
         if cached_only:
@@ -105,7 +113,6 @@ def cifar_run(fraction: float, augment: str, seed: int = 0, preset: str | Preset
                        seconds=round(time.perf_counter() - started, 1))
         return payload
 
-    name = run_name(fraction, augment, None if steps == preset.cifar.compare_steps else steps)
     payload = zoo.load_or_train(name, train, preset=preset, seed=seed,
                                 config={**config.as_dict(), "fraction": fraction}, recipe=RECIPE,
                                 verbose=not cached_only)
@@ -261,10 +268,23 @@ def main(argv=None) -> int:
                         help="record D's monitor at the notebooks' run length (monitor_runs.json)")
     parser.add_argument("--cached-only", action="store_true",
                         help="with --monitor: train nothing, assemble from the cached runs")
+    parser.add_argument("--cell", nargs=3, default=None, metavar=("FRACTION", "AUGMENT", "SEED"),
+                        help="with --monitor: train this one run only (a class jigsaw: hand in "
+                             "the zoo entry it prints; see course_lib.pool)")
     parser.add_argument("--part", default=None, metavar="K/N",
                         help="with --monitor: train every N-th run from the K-th (no recording "
                              "written unless --out is given)")
     args = parser.parse_args(argv)
+    if args.monitor and args.cell:
+        from course_lib import zoo
+
+        fraction, augment, seed = float(args.cell[0]), args.cell[1], int(args.cell[2])
+        preset = get_preset(args.preset)
+        cifar_run(fraction, augment, seed, preset, steps=preset.cifar.steps)
+        name, _ = run_spec(fraction, augment, seed, preset, preset.cifar.steps)
+        payload, meta = zoo.entry_paths(name, preset.name, seed)
+        print(f"hand in {meta} and {payload}")
+        return 0
     if args.monitor:
         where = record_monitor(args.preset, args.out, cached_only=args.cached_only, part=args.part)
         print(f"monitor runs in {where}")

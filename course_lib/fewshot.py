@@ -42,6 +42,7 @@ import torch
 
 from course_lib import recording, zoo
 from course_lib.metrics import Reference, feature_stats, frechet_distance, kid
+from course_lib.metrics.prdc import density_coverage, precision_recall
 from course_lib.models.dcgan import SIZES
 from course_lib.presets import FewShotSettings, Preset, get_preset
 from course_lib.recording import RECORDED_DIR, Recording, record_runs
@@ -57,7 +58,9 @@ WAY_LABELS = {
 }
 DEFAULT_SET = "100-shot-obama"
 # Bump when the training of these runs changes, so their zoo entries are retrained.
-RECIPE = 1
+# Bump when these runs' training or evaluation changes, so their zoo entries are remade.
+# 2: precision, recall, density and coverage at every evaluation; D's monitor as it trains.
+RECIPE = 2
 
 __all__ = ["WAYS", "WAY_LABELS", "DEFAULT_SET", "FewShotSettings", "settings_for", "fewshot_data",
            "pretrain_data", "images_of", "fingerprint", "training_set_reference", "evaluate",
@@ -110,18 +113,26 @@ def training_set_reference(images: torch.Tensor, extractor=None) -> Reference:
 
 
 def evaluate(G, reference: Reference, n_samples: int, seed: int = 777) -> dict:
-    """FD and KID of ``n_samples`` fixed-latent samples of G against the reference."""
+    """FD and KID of ``n_samples`` fixed-latent samples of G against the reference, and
+    quality against diversity in the same features: ``precision`` and ``recall``
+    (Kynkäänniemi et al., 2019, k = 3), ``density`` and ``coverage`` (Naeem et al., 2020,
+    k = 5). A generator that collapses onto a few training images can keep a low FD but
+    loses recall and coverage."""
     was_training = G.training
     fakes = generate(G.eval(), fixed_latents(n_samples, G.z_dim, seed))
     G.train(was_training)
     feats = reference.features(fakes)
     k = kid(reference.feats, feats, n_subsets=50, seed=0)
+    precision, recall = precision_recall(reference.feats, feats, k=3)
+    density, coverage = density_coverage(reference.feats, feats, k=5)
     return {"fd": float(frechet_distance(*feature_stats(feats), reference.mu, reference.sigma)),
-            "kid": k.mean, "kid_std": k.std}
+            "kid": k.mean, "kid_std": k.std, "precision": precision, "recall": recall,
+            "density": density, "coverage": coverage}
 
 
 def fewshot_eval_fn(reference: Reference, n_samples: int):
-    """An ``eval_fn`` for :func:`course_lib.train.train_gan` adding fd, kid and kid_std."""
+    """An ``eval_fn`` for :func:`course_lib.train.train_gan` adding fd, kid, kid_std,
+    precision, recall, density and coverage."""
     return lambda G: evaluate(G, reference, n_samples)
 
 

@@ -119,6 +119,9 @@ class Trend:
     and 10% of the data): ``steps`` holds (from, to, Verdict) with ``to`` the candidate."""
     steps: tuple
 
+    def __len__(self) -> int:
+        return len(self.steps)
+
     @property
     def words(self) -> tuple[str, ...]:
         return tuple(v.word for _, _, v in self.steps)

@@ -162,6 +162,29 @@ def test_training_set_reference_scores_the_training_set_best():
     assert ref.kid(images).mean < ref.kid(reals(20, seed=9).mul(0.2)).mean
 
 
+def test_evaluate_reports_quality_and_diversity():
+    images = reals(20, seed=3)
+    ref = fewshot.training_set_reference(images)
+
+    class Generator(torch.nn.Module):    # "generates" training images: all of them, or one
+        z_dim = 4
+
+        def __init__(self, n_distinct):
+            super().__init__()
+            self.n_distinct = n_distinct
+            self.unused = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, z):
+            return images[torch.arange(len(z)) % self.n_distinct]
+
+    every = fewshot.evaluate(Generator(20), ref, n_samples=40)
+    one = fewshot.evaluate(Generator(1), ref, n_samples=40)
+    assert set(one) >= {"fd", "kid", "precision", "recall", "density", "coverage"}
+    assert every["precision"] == one["precision"] == 1.0   # every sample is a real image...
+    assert every["coverage"] == 1.0 and one["coverage"] < 1.0  # ...but one copy covers less
+    assert one["recall"] < every["recall"]
+
+
 # --- recordings ----------------------------------------------------------------------------------
 
 @pytest.mark.slow

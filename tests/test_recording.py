@@ -82,6 +82,7 @@ def test_trend_holds_only_when_every_step_says_so():
     assert rising.holds("worse")
     assert R.trend([("a", [0.1]), ("b", [0.2])]).words == ("inconclusive",)   # one seed each
     assert not R.trend([("a", [0.1, 0.2])]).holds("worse")                    # nothing compared
+    assert len(R.trend([("a", [0.1, 0.2])])) == 0 and len(t) == 2
 
 
 def tiny_recording(partial=False) -> R.Recording:

@@ -114,6 +114,24 @@ def test_summarize_and_headline_figures_average_over_seeds():
     assert h["n_seeds"] == 3
     with pytest.raises(KeyError, match="20%"):
         A.headline_figures(rec, 0.2)
+    # final and best side by side, each with the one helper's verdict
+    assert h["fd_final_none"] == 12.0 and h["fd_best_diffaugment"] == 7.0
+    assert h["verdict_final"] == "better" and "seeds" in h["verdict_final_reason"]
+
+
+def test_headline_verdicts_on_final_and_best_can_differ():
+    # No augmentation bottoms out early and climbs back; DiffAugment ends lower but its
+    # best is no better: "better" on the final FD, "inconclusive" on the best.
+    rec = fake_recording({(0.1, "none"): [0.50, 0.49, 0.38], (0.1, "diffaugment"): [0.34, 0.27, 0.33]})
+    for run, best in zip(rec.select(0.1, "none"), [0.30, 0.23, 0.22]):
+        run["history"]["fd"] = [1.0, best, run["final"]["fd"]]
+        run["history"]["eval_step"] = [10, 20, 30]
+    h = A.headline_figures(rec, 0.1)
+    assert h["verdict_final"] == "better" and h["verdict_best"] == "inconclusive"
+    assert h["fd_best_none"] == pytest.approx(0.25)
+    monitor = fake_recording({(0.1, "none"): [1.0], (0.1, "diffaugment"): [1.0]},
+                             gaps={(0.1, "none"): [0.9], (0.1, "diffaugment"): [0.2]})
+    assert A.headline_figures(rec, 0.1, monitor=monitor)["d_gap_none"] == pytest.approx(0.9)
 
 
 def test_mean_curve_averages_histories():

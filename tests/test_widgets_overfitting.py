@@ -195,3 +195,21 @@ def test_live_button_reports_a_failure_in_the_widget():
     assert w.state.status == "failed" and "32" in w.state.message
     assert "training failed" in w.status.value
     assert not w.controls["run"].disabled
+
+
+def test_explorer_caption_gives_the_mean_over_seeds(recording):
+    w = recorded_runs_explorer(recording)
+    runs = runs_for(recording)[w.state.fraction]
+    if len(runs) > 1:
+        want = sum(values_at(r["history"], w.state.step)["acc_train"] for r in runs) / len(runs)
+        assert w.state.means["acc_train"] == pytest.approx(want) and w.state.means["n"] == len(runs)
+        assert f"mean of {len(runs)} seeds" in w.state.caption
+
+
+def test_fd_goes_on_a_log_axis_when_it_spans_a_decade():
+    from course_lib.widgets.overfitting import plot_fd, spans_a_decade
+
+    assert spans_a_decade([0.2, 9.0]) and not spans_a_decade([0.2, 1.9]) and not spans_a_decade([1.0])
+    wide = {0.1: [fake_run(0.1, 0, [0.5, 0.6, 0.7], [0.5, 0.4, 0.3], [9.0, 0.3, 0.5])]}
+    narrow = {0.1: [fake_run(0.1, 0, [0.5, 0.6, 0.7], [0.5, 0.4, 0.3], [0.5, 0.3, 0.4])]}
+    assert plot_fd(wide).get_yscale() == "log" and plot_fd(narrow).get_yscale() == "linear"

@@ -147,21 +147,36 @@ def _lookup(table: dict, fraction: float, augment: str) -> Summary:
     raise KeyError(f"the recording has no {augment!r} run at {fraction:.0%} of the data")
 
 
-def headline_figures(recording, fraction: float = 0.1) -> dict:
+def headline_figures(recording, fraction: float = 0.1, monitor=None) -> dict:
     """The notebook's recorded figures at ``fraction`` of the data (means over seeds).
 
     ``fd_*`` are Fréchet distances in the recording's features (``feature_extractor``:
-    FID only when those are Inception's)."""
-    fd, gap = summarize(recording, "fd"), summarize(recording, "gap")
-    none, da = _lookup(fd, fraction, "none"), _lookup(fd, fraction, "diffaugment")
-    return {
-        "fd_none": none.mean, "fd_diffaugment": da.mean,
-        "fd_none_std": none.std, "fd_diffaugment_std": da.std,
-        "fd_relative_improvement": (none.mean - da.mean) / none.mean,
-        "d_gap_none": _lookup(gap, fraction, "none").mean,
-        "d_gap_diffaugment": _lookup(gap, fraction, "diffaugment").mean,
-        "n_seeds": min(none.n, da.n), "fraction": fraction,
-    }
+    FID only when those are Inception's): the final one (``fd_none``, also
+    ``fd_final_none``) and each seed's best over training (``fd_best_*``), with the
+    verdict of DiffAugment against none on each (``verdict_final``, ``verdict_best``:
+    :func:`course_lib.recording.verdict`). D's gap comes from ``monitor`` (the monitor
+    recording) when given, else from ``recording``; None where neither has it."""
+    fds = summarize(recording, "fd")
+    _lookup(fds, fraction, "none"), _lookup(fds, fraction, "diffaugment")   # say which is missing
+    out = {"fraction": fraction}
+    for which in ("final", "best"):
+        none = recording.summary(fraction, "none", key="fd", which=which)
+        da = recording.summary(fraction, "diffaugment", key="fd", which=which)
+        v = recording.compare((fraction, "none"), (fraction, "diffaugment"), which=which)
+        out.update({f"fd_{which}_none": none.mean, f"fd_{which}_diffaugment": da.mean,
+                    f"fd_{which}_none_std": none.std, f"fd_{which}_diffaugment_std": da.std,
+                    f"verdict_{which}": v.word, f"verdict_{which}_reason": v.reason})
+    out.update(fd_none=out["fd_final_none"], fd_diffaugment=out["fd_final_diffaugment"],
+               fd_none_std=out["fd_final_none_std"], fd_diffaugment_std=out["fd_final_diffaugment_std"],
+               fd_relative_improvement=1 - out["fd_final_diffaugment"] / out["fd_final_none"],
+               n_seeds=min(len(recording.select(fraction, a)) for a in ("none", "diffaugment")))
+    gaps = summarize(monitor or recording, "gap")
+    for name in ("none", "diffaugment"):
+        try:
+            out[f"d_gap_{name}"] = _lookup(gaps, fraction, name).mean
+        except KeyError:
+            out[f"d_gap_{name}"] = None
+    return out
 
 
 def recording_banner(recording) -> str:

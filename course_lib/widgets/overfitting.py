@@ -77,6 +77,40 @@ def seed_band(runs: list[dict], key: str) -> tuple[np.ndarray, np.ndarray, np.nd
     return steps, np.nanmean(values, axis=0), np.nanmin(values, axis=0), np.nanmax(values, axis=0)
 
 
+def spans_a_decade(values) -> bool:
+    """True when positive ``values`` range over at least a factor of 10 (plot them on a log axis)."""
+    v = np.asarray([x for x in np.ravel(values) if x is not None and np.isfinite(x) and x > 0])
+    return v.size > 1 and v.max() >= 10 * v.min()
+
+
+def means_at(runs: list[dict], step: int) -> dict:
+    """The monitor's figures at ``step``, mean over the seeds' runs, and ``n`` (seeds)."""
+    per_seed = [values_at(r["history"], step) for r in runs]
+    out = {"eval_step": per_seed[0]["eval_step"], "n": len(runs)}
+    for key in MONITOR_KEYS:
+        vals = [v[key] for v in per_seed if not math.isnan(v[key])]
+        out[key] = float(np.mean(vals)) if vals else float("nan")
+    return out
+
+
+def draw_band(axes, runs: list[dict], label: str = "", color: str = "tab:blue",
+              alpha: float = 1.0) -> None:
+    """Draw the seeds' mean (line) and min-max band of the monitor curves on three axes:
+    accuracies (train solid, held-out dashed), r_t, FD."""
+    ax_acc, ax_rt, ax_fd = axes
+    for ax, key, style in ((ax_acc, "acc_train", "-"), (ax_acc, "acc_heldout", "--"),
+                           (ax_rt, "r_t", "-"), (ax_fd, "fd", "-")):
+        if not all(r["history"].get(key) for r in runs):
+            continue
+        steps, mean, lo, hi = seed_band(runs, key)
+        if np.all(np.isnan(mean)):
+            continue
+        ax.plot(steps, mean, style, color=color, alpha=alpha, lw=2 if alpha == 1.0 else 1,
+                label=label if key in ("acc_train", "r_t", "fd") and label else None)
+        if len(runs) > 1:
+            ax.fill_between(steps, lo, hi, color=color, alpha=0.15 * alpha)
+
+
 def _figure_png(fig) -> bytes:
     import matplotlib.pyplot as plt
 
@@ -116,7 +150,7 @@ def style_monitor_axes(axes, fd_label: str = "FD", total_steps: int | None = Non
     ax_acc.set_title("D's accuracy", fontsize=9)
     ax_rt.set_ylim(-1.05, 1.05)
     ax_rt.axhline(ADA_TARGET, color="tab:red", ls="--", lw=1)
-    ax_rt.set_title("r_t = E[sign(D(train reals))]; ADA's target 0.6", fontsize=9)
+    ax_rt.set_title("r_t = 2·acc_train − 1 (D's training batches); ADA's target 0.6", fontsize=9)
     ax_fd.set_title("FD of the samples (lower is better)", fontsize=9)
     ax_fd.set_ylabel(fd_label, fontsize=7)
     for ax in axes:
@@ -129,22 +163,26 @@ def style_monitor_axes(axes, fd_label: str = "FD", total_steps: int | None = Non
 
 def render_recorded(runs_by_fraction: dict[float, list[dict]], fraction: float, step: int,
                     fd_label: str = "FD") -> bytes:
-    """PNG of the three monitor panels: the chosen fraction's runs in colour (every seed),
-    the other fractions faint, and a vertical marker at ``step``."""
+    """PNG of the three monitor panels: the chosen fraction's seeds as their mean and
+    min-max band in colour, the other fractions faint, and a vertical marker at ``step``
+    (FD on a log axis when it spans a decade)."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.1))
     colors = {f: c for f, c in zip(runs_by_fraction, ("tab:green", "tab:orange", "tab:red", "tab:purple"))}
     for f, runs in runs_by_fraction.items():
         chosen = abs(f - fraction) < 1e-9
-        for i, run in enumerate(runs):
-            draw_monitor(axes, run["history"], label=fraction_label(f) if i == 0 else "",
-                         color=colors[f], alpha=1.0 if chosen else 0.18, fd_label=fd_label)
+        draw_band(axes, runs, label=fraction_label(f), color=colors[f], alpha=1.0 if chosen else 0.25)
+    style_monitor_axes(axes, fd_label)
+    fds = [v for runs in runs_by_fraction.values() for r in runs for v in r["history"].get("fd", [])]
+    if spans_a_decade(fds):
+        axes[2].set_yscale("log")
+        axes[2].set_ylabel(f"{fd_label} (log scale)", fontsize=7)
     # one legend entry per fraction, plus the line styles
     from matplotlib.lines import Line2D
     handles = [Line2D([], [], color=colors[f], lw=2, alpha=1.0 if abs(f - fraction) < 1e-9 else 0.3,
                       label=f"{fraction_label(f)} data") for f in runs_by_fraction]
-    handles += [Line2D([], [], color="black", ls="-", label="train reals"),
+    handles += [Line2D([], [], color="black", ls="-", label="train reals (mean; band: seeds)"),
                 Line2D([], [], color="black", ls="--", label="held-out reals")]
     axes[0].legend(handles=handles, fontsize=7, loc="lower left")
     for ax in axes:
@@ -154,8 +192,8 @@ def render_recorded(runs_by_fraction: dict[float, list[dict]], fraction: float, 
 
 def plot_seeds(runs_by_fraction: dict[float, list[dict]]):
     """The seeds' plot: for each data fraction (a column), D's accuracy on training vs
-    held-out reals (top) and r_t with ADA's target 0.6 (bottom); every seed thin, their
-    mean bold. Returns the figure."""
+    held-out reals (top) and r_t with ADA's target 0.6 (bottom); the seeds' mean as a line,
+    their min-max range as a band. Returns the figure."""
     import matplotlib.pyplot as plt
 
     n = len(runs_by_fraction)
@@ -165,15 +203,14 @@ def plot_seeds(runs_by_fraction: dict[float, list[dict]]):
         for key, color, style, label in (("acc_train", "tab:blue", "-", "training reals"),
                                          ("acc_heldout", "tab:orange", "--", "held-out reals"),
                                          ("acc_fake", "grey", ":", "fakes")):
-            for run in runs:
-                ax_acc.plot(eval_steps(run["history"]), run["history"][key], style, color=color,
-                            alpha=0.3, lw=0.8)
-            steps, mean, _, _ = seed_band(runs, key)
+            steps, mean, lo, hi = seed_band(runs, key)
             ax_acc.plot(steps, mean, style, color=color, lw=2, label=label)
-        for run in runs:
-            ax_rt.plot(eval_steps(run["history"]), run["history"]["r_t"], color="tab:purple", alpha=0.3, lw=0.8)
-        steps, mean, _, _ = seed_band(runs, "r_t")
+            if len(runs) > 1:
+                ax_acc.fill_between(steps, lo, hi, color=color, alpha=0.15)
+        steps, mean, lo, hi = seed_band(runs, "r_t")
         ax_rt.plot(steps, mean, color="tab:purple", lw=2, label="r_t")
+        if len(runs) > 1:
+            ax_rt.fill_between(steps, lo, hi, color="tab:purple", alpha=0.15)
         ax_rt.axhline(ADA_TARGET, color="tab:red", ls="--", lw=1, label="ADA's target 0.6")
         n_train = runs[0].get("n_train")
         ax_acc.set_title(f"{fraction_label(fraction)} of the data ({n_train} images), "
@@ -184,7 +221,7 @@ def plot_seeds(runs_by_fraction: dict[float, list[dict]]):
         for ax in (ax_acc, ax_rt):
             ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("D's accuracy")
-    axes[1, 0].set_ylabel("r_t = E[sign(D(train reals))]")
+    axes[1, 0].set_ylabel("r_t = 2·acc_train − 1")
     axes[0, 0].legend(fontsize=7, loc="lower left")
     axes[1, 0].legend(fontsize=7, loc="lower left")
     fig.tight_layout()
@@ -192,18 +229,27 @@ def plot_seeds(runs_by_fraction: dict[float, list[dict]]):
 
 
 def plot_fd(runs_by_fraction: dict[float, list[dict]], fd_label: str = "FD", ax=None):
-    """FD over training for each fraction: mean over seeds, min-max band. Returns the axes."""
+    """FD over training for each fraction: mean over seeds, min-max band, ▼ at the mean
+    curve's lowest point; a log axis when the values span a decade. Returns the axes."""
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.4))
+    everything = []
     for fraction, runs in runs_by_fraction.items():
         steps, mean, lo, hi = seed_band(runs, "fd")
-        line, = ax.plot(steps, mean, lw=2, label=f"{fraction_label(fraction)} of the data")
-        if len(runs) > 1:
+        n = len(runs)
+        line, = ax.plot(steps, mean, lw=2, label=f"{fraction_label(fraction)} of the data (n={n})")
+        if n > 1:
             ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.15)
+        i = int(np.nanargmin(mean))
+        ax.scatter([steps[i]], [mean[i]], marker="v", s=45, color=line.get_color(), zorder=3)
+        everything += list(lo) + list(hi)
+    log = spans_a_decade(everything)
+    if log:
+        ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_ylabel(fd_label, fontsize=8)
+    ax.set_ylabel(fd_label + (" (log scale)" if log else ""), fontsize=8)
     ax.set_title(f"{fd_label}: lower is better", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -229,15 +275,20 @@ def samples_png(images) -> tuple[bytes, int, int]:
     return png_bytes(grid, scale=scale), grid.shape[1] * scale, grid.shape[0] * scale
 
 
-def explorer_caption(fraction: float, n_train, values: dict, step: int, final_step: int) -> str:
+def explorer_caption(fraction: float, n_train, values: dict, step: int, final_step: int,
+                     means: dict | None = None, seed: int = 0) -> str:
     def fmt(v):
         return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"
-    return (f"<b>{fraction_label(fraction)} of the data</b> ({n_train} training images) · "
-            f"step {step} (evaluation at step {values['eval_step']}): "
-            f"D right on train reals {fmt(values['acc_train'])}, on held-out reals "
-            f"{fmt(values['acc_heldout'])} → gap {fmt(values['gap'])}; r_t {fmt(values['r_t'])}; "
-            f"FD {fmt(values['fd'])}. Samples: the end of the run (step {final_step}); "
-            f"the recording keeps only the final samples.")
+
+    def figures(v):
+        return (f"D right on train reals {fmt(v['acc_train'])}, on held-out reals "
+                f"{fmt(v['acc_heldout'])} → gap {fmt(v['gap'])}; r_t {fmt(v['r_t'])}; FD {fmt(v['fd'])}")
+    head = (f"<b>{fraction_label(fraction)} of the data</b> ({n_train} training images) · "
+            f"step {step} (evaluation at step {values['eval_step']}): ")
+    if means is not None and means.get("n", 1) > 1:
+        head += f"mean of {means['n']} seeds: {figures(means)}; seed {seed}: "
+    return (head + figures(values) + f". Samples: seed {seed} at the end of the run (step "
+            f"{final_step}); the recording keeps only the final samples.")
 
 
 # --- (a) the recorded runs -------------------------------------------------------------------
@@ -249,8 +300,9 @@ class ExplorerState:
     eval_step: int       # the evaluation shown (the last one at or before ``step``)
     seed: int
     n_train: int | None
-    values: dict         # acc_train, acc_heldout, acc_fake, gap, r_t, fd at eval_step
+    values: dict         # acc_train, acc_heldout, acc_fake, gap, r_t, fd at eval_step (this seed)
     caption: str
+    means: dict = field(default_factory=dict)   # the same, mean over the seeds, and n
 
 
 class RecordedRunsExplorer(CourseWidget):
@@ -294,22 +346,26 @@ class RecordedRunsExplorer(CourseWidget):
         run = self.run(fraction)
         values = values_at(run["history"], step)
         final_step = eval_steps(run["history"])[-1]
-        caption = explorer_caption(fraction, run.get("n_train"), values, step, final_step)
+        means = means_at(self.runs[fraction], step)
+        caption = explorer_caption(fraction, run.get("n_train"), values, step, final_step,
+                                   means, run["seed"])
         self.output.value = render_recorded(self.runs, fraction, step, self.recording.feature_extractor)
         png, width, height = samples_png(self.recording.images(run))
         self.samples.value = png
         self.samples.width, self.samples.height = str(width), str(height)
         self.caption.value = caption
         self.state = ExplorerState(fraction, step, values["eval_step"], run["seed"], run.get("n_train"),
-                                   {k: v for k, v in values.items() if k != "eval_step"}, caption)
+                                   {k: v for k, v in values.items() if k != "eval_step"}, caption,
+                                   {k: v for k, v in means.items() if k != "eval_step"})
 
 
 def recorded_runs_explorer(recording, augment: str = "none", seed: int = 0) -> RecordedRunsExplorer:
     """Two sliders (data fraction; training step) over ``recording``'s runs of ``augment``.
 
-    The curves of every fraction are drawn (the chosen one in colour, every seed), with a
-    vertical marker at the step; the caption gives the figures at that step and the
-    images are the chosen run's final samples (the recording keeps only those).
+    The curves of every fraction are drawn as the seeds' mean and min-max band (the chosen
+    one in colour), with a vertical marker at the step; the caption gives the figures at
+    that step (mean over seeds, and ``seed``'s) and the images are that seed's final
+    samples (the recording keeps only those).
     """
     return RecordedRunsExplorer(recording, augment=augment, seed=seed)
 
