@@ -168,3 +168,18 @@ def test_the_ci_recording_rebuilds_its_student_and_stands_in_for_class(monkeypat
     assert not has_recording("class")
     with pytest.raises(FileNotFoundError, match="course_lib.gancomp.record"):
         notebook_recording("class")
+
+
+def test_a_budget_below_every_subnet_is_refused_before_any_training(tmp_path, capsys, monkeypatch):
+    # The smallest subnet of the ci supernet costs far more than 1 MAC: say so at once,
+    # naming the flag, instead of after the teacher, students and supernet have trained.
+    import course_lib.gancomp.pipeline as pipeline
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before checking --budget-macs")
+
+    monkeypatch.setattr(pipeline, "get_teacher", no_training)
+    assert main(["compress-cyclegan", "--preset", "ci", "--budget-macs", "1",
+                 "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "--budget-macs" in err and "smallest subnet" in err and len(err.strip().splitlines()) == 1

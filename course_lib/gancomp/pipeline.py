@@ -373,6 +373,15 @@ def compress_cyclegan(*, teacher: str = "zoo", budget_macs: float | None = None,
     started = time.perf_counter()
     if budget_macs is not None and (not math.isfinite(budget_macs) or budget_macs <= 0):
         raise ValueError(f"--budget-macs must be a positive number of MACs (e.g. 3e9), got {budget_macs}")
+    if budget_macs is not None:
+        # Before hours of training: no subnet of this preset's supernet is cheaper than this.
+        probe = SuperMobileResnetGenerator(input_nc=3, output_nc=3, ngf=s.teacher_ngf,
+                                           n_blocks=s.teacher_blocks)
+        smallest = config_macs(probe, INPUT_256)(probe.smallest)
+        if budget_macs < smallest:
+            raise ValueError(f"--budget-macs {budget_macs:.3g} is below the smallest subnet of the "
+                             f"{preset.name} preset's supernet ({smallest:,} MACs at 1x3x256x256): "
+                             f"pass {smallest:.3g} or more")
     d = load_data(data, s)
     say(f"data: {d.source}")
     t = get_teacher(teacher, preset, d, data, progress)
