@@ -21,6 +21,13 @@ def test_conv_macs_agrees_with_the_profiler(case):
     assert gan_cost.conv_macs(*case) == (count_macs(layer, (1, in_c, size, size)), out.shape[-1])
 
 
+def test_the_module_docstrings_conv_macs_example_is_what_it_returns():
+    # gan_cost's docstring shows exercise 1.5's convention on an example: keep it true.
+    line = next(l for l in gan_cost.__doc__.splitlines() if l.strip().startswith("conv_macs("))
+    call, _, shown = line.partition("#")
+    assert eval(call.strip(), {"conv_macs": gan_cost.conv_macs}) == eval(shown.strip())
+
+
 def test_conv_macs_refuses_an_empty_output():
     with pytest.raises(ValueError, match="no output"):
         gan_cost.conv_macs(3, 8, 5, 1, 0, 3)
