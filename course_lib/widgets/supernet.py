@@ -13,7 +13,7 @@ import torch
 from course_lib.compress.profile import count_macs, count_params, measure_latencies
 from course_lib.compress.supernet import export_subnet
 from course_lib.plotting import image_grid
-from course_lib.widgets.core import png_bytes
+from course_lib.widgets.core import CourseWidget, png_bytes
 
 POSITIONS = ("stem", "down 1", "trunk", "blocks 1-3", "blocks 4-6", "blocks 7-9", "up 1", "up 2")
 INPUT_256 = (1, 3, 256, 256)
@@ -45,9 +45,10 @@ def subnet_figures(supernet, teacher, images: torch.Tensor, config, *, threads: 
                          count_macs(teacher, INPUT_256), out)
 
 
-class WidthSliders:
+class WidthSliders(CourseWidget):
     """8 sliders (one per config position) over ``supernet``; ``state`` is the last
-    :class:`SubnetFigures`. Latency is measured on every change (a second or two)."""
+    :class:`SubnetFigures`. Latency is measured on every change (a second or two).
+    Display the object itself: an exported page then shows the teacher/subnet image."""
 
     def __init__(self, supernet, teacher, images: torch.Tensor, *, threads: int = 1, repeats: int = 3):
         import ipywidgets as w
@@ -80,3 +81,10 @@ class WidthSliders:
         grid = image_grid(torch.cat([self.teacher_out, f.output]), nrow=len(self.images))
         self.output.value = png_bytes(grid, scale=2)
         return f
+
+    def __repr__(self):
+        f = self.state
+        if f is None:
+            return "WidthSliders()"
+        return (f"WidthSliders({'_'.join(map(str, f.config))}: {f.macs / 1e9:.3f}G MACs, "
+                f"{f.latency_ms:.1f} ms vs the teacher's {f.teacher_latency_ms:.1f} ms)")
