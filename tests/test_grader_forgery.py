@@ -363,3 +363,32 @@ def test_deep_nesting_and_oversized_frames_are_refused():
     assert encode(list(range(3)))[0] == [0, 1, 2]
     with pytest.raises(WireError):
         encode(json.loads("[" * 70 + "]" * 70))
+
+
+# --- answers assembled from the reference's own parts ----------------------------------------
+
+PARTS = {
+    "ex9.1": ("from course_lib.compress.quantize import fake_quantize, quantization_params\n"
+              "def linear_quantize(w, bits, clip=None):\n"
+              "    c = float(w.abs().max()) if clip is None else clip\n"
+              "    if c == 0:\n        return torch.zeros_like(w)\n"
+              "    return fake_quantize(w, *quantization_params(-c, c, bits))\n"),
+    "ex9.3": ("from course_lib.metrics.prdc import knn_radii, _ball_counts\n"
+              "def precision_recall(real_feats, fake_feats, k=3):\n"
+              "    r, f = np.asarray(real_feats, float), np.asarray(fake_feats, float)\n"
+              "    p = (_ball_counts(r, knn_radii(r, k), f) > 0).mean()\n"
+              "    q = (_ball_counts(f, knn_radii(f, k), r) > 0).mean()\n"
+              "    return float(p), float(q)\n"),
+}
+
+
+@pytest.mark.parametrize("ex_id", list(PARTS))
+def test_an_answer_built_from_the_references_parts_earns_nothing(ex_id):
+    ex = load_checks().exercises[ex_id]
+    namespace = {"__name__": "__main__"}
+    for cell in load_cells(ROOT / "solutions" / f"{ex.notebook}.ipynb"):
+        if "setup" in cell.tags:
+            exec(cell.source, namespace)
+    exec(PARTS[ex_id], namespace)
+    result = run_check(ex, LocalStudent(namespace[ex.function], ex))
+    assert result.status == "failed" and "write it yourself" in result.message, result
