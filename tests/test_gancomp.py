@@ -183,3 +183,20 @@ def test_a_budget_below_every_subnet_is_refused_before_any_training(tmp_path, ca
                  "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert "--budget-macs" in err and "smallest subnet" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_teacher_checkpoint_that_is_not_an_image_translator_is_one_line(tmp_path, capsys):
+    # A DCGAN checkpoint of this library loads, but maps latents to images: refuse it by
+    # name instead of failing deep inside the first forward pass.
+    from course_lib.engine.checkpoint import make_spec
+    from course_lib.fileio import atomic_torch_save
+    from course_lib.models import DCGANGenerator
+
+    G = DCGANGenerator(z_dim=8, ngf=4, image_size=32)
+    spec = make_spec("train-dcgan", {"G": model_spec(DCGANGenerator, z_dim=8, ngf=4, image_size=32)},
+                     {}, preset="ci", sample_role="G")
+    atomic_torch_save({"spec": spec, "models": {"G": G.state_dict()}}, tmp_path / "dcgan.pt")
+    assert main(["compress-cyclegan", "--preset", "ci", "--teacher", str(tmp_path / "dcgan.pt"),
+                 "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "--teacher" in err and "DCGANGenerator" in err and len(err.strip().splitlines()) == 1

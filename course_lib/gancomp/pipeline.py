@@ -65,6 +65,8 @@ REPORT_KEYS = ("teacher_macs", "student_macs", "mac_reduction", "teacher_params"
                "fid_student", "fid_uniform_quarter", "student_config", "feature_extractor",
                "data_source", "preset")
 OFFICIAL_TEACHER = "cyclegan-horse2zebra-pretrained"
+# What --teacher PATH may hold: the layouts whose layers distillation hooks by name.
+TEACHER_CLASSES = ("ResnetGenerator", "MobileResnetGenerator")
 
 
 def settings_for(preset: str | Preset | None = None) -> GanCompSettings:
@@ -181,6 +183,11 @@ def _teacher_from_path(path: Path) -> Teacher:
         return Teacher(model, model_spec(ResnetGenerator, input_nc=3, output_nc=3, ngf=64, n_blocks=9),
                        str(path))
     role = "G_A" if "G_A" in spec["models"] else spec.get("sample_role")
+    kind = (spec["models"].get(role) or {}).get("class")
+    if kind not in TEACHER_CLASSES:
+        raise ValueError(f"--teacher {path}: its generator ({role}) is a {kind}, not a CycleGAN "
+                         f"image-to-image generator ({' or '.join(TEACHER_CLASSES)}); pass a "
+                         f"train-cyclegan checkpoint, the authors' horse2zebra.pth, or 'zoo'")
     model = load_model(path, role)
     return Teacher(model, spec["models"][role], f"{path} ({role})")
 
