@@ -379,6 +379,18 @@ PARTS = {
               "    p = (_ball_counts(r, knn_radii(r, k), f) > 0).mean()\n"
               "    q = (_ball_counts(f, knn_radii(f, k), r) > 0).mean()\n"
               "    return float(p), float(q)\n"),
+    "ex6.1": ("from course_lib.compress.supernet import SuperConv2d, SuperConvTranspose2d\n"
+              "def sliced_conv(x, weight, bias, out_channels, transposed=False, stride=1, padding=0,\n"
+              "                output_padding=0):\n"
+              "    kind = SuperConvTranspose2d if transposed else SuperConv2d\n"
+              "    c_in, c_out = weight.shape[:2] if transposed else weight.shape[1::-1]\n"
+              "    extra = (output_padding,) if transposed else ()\n"
+              "    m = kind(c_in, c_out, weight.shape[2], stride, padding, *extra, bias=bias is not None)\n"
+              "    with torch.no_grad():\n"
+              "        m.weight.copy_(weight)\n"
+              "        if bias is not None:\n"
+              "            m.bias.copy_(bias)\n"
+              "        return m(x, out_channels)\n"),
 }
 
 

@@ -186,9 +186,18 @@ def reference_used(name: str):
 
 
 def _resolve(path: str):
-    module_name, _, attr = path.rpartition(".")
-    module = importlib.import_module(module_name)
-    return module, attr, getattr(module, attr)
+    """(owner, attribute name, target) of a function, or of a method named through its
+    class ("course_lib.compress.supernet.SuperConv2d.forward")."""
+    parts = path.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        try:
+            owner = importlib.import_module(".".join(parts[:i]))
+        except ModuleNotFoundError:
+            continue
+        for name in parts[i:-1]:
+            owner = getattr(owner, name)
+        return owner, parts[-1], getattr(owner, parts[-1])
+    raise ModuleNotFoundError(f"no module in {path!r}")
 
 
 class Tripwires:
