@@ -222,7 +222,8 @@ def test_patched_expect_with_trivial_bodies_earns_nothing_on_notebook_03(tmp_pat
                "ex3.2": "def rand_cutout(x, ratio=0.5, generator=None):\n    return x\n",
                "ex3.3": "def rand_color(x, generator=None):\n    return x\n",
                "ex3.4": ("def diffaugment_losses(G, D, real, z, T, kind='hinge'):\n"
-                         "    return losses.d_loss(D(real), D(G(z).detach()), kind), losses.g_loss(D(G(z)), kind)\n")}
+                         "    return losses.d_loss(D(real), D(G(z).detach()), kind), losses.g_loss(D(G(z)), kind)\n"),
+               "ex3.5": "def ada_update(p, r_t, images, target=0.6, ramp_images=500_000):\n    return p\n"}
     nb = master_with_cells("03_diffaugment", {ex_id: PATCH_CHECKS + source for ex_id, source in trivial.items()},
                            tmp_path / "03_diffaugment.ipynb")
     report = next(iter(grade_path(nb, workers=2).reports.values()))
