@@ -166,13 +166,27 @@ def monitor_plan(preset: Preset) -> list[tuple]:
     return plan
 
 
+def part_spec(text: str) -> str:
+    """An argparse type: ``K/N`` with whole numbers 0 <= K < N."""
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        k, n = -1, 0
+    if not 0 <= k < n:
+        raise argparse.ArgumentTypeError(f"must be K/N with whole numbers 0 <= K < N "
+                                         f"(e.g. 0/2), got {text!r}")
+    return text
+
+
 def _part(plan: list, part: str | None) -> list:
     """Every N-th run of ``plan`` starting at K, for ``part`` = "K/N" (None: all)."""
     if not part:
         return plan
+    try:
+        part_spec(part)
+    except argparse.ArgumentTypeError as exc:
+        raise ValueError(f"--part {exc}") from None
     k, n = (int(x) for x in part.split("/"))
-    if not 0 <= k < n:
-        raise ValueError(f"--part K/N needs 0 <= K < N, got {part}")
     return plan[k::n]
 
 
@@ -254,17 +268,23 @@ def load_monitor_recording(preset: str = "class", directory: str | Path | None =
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=record.__doc__.splitlines()[0])
+    from course_lib.cli import Parser   # argparse with a one-line error
+
+    parser = Parser(prog="python -m course_lib.experiments",
+                    description=record.__doc__.splitlines()[0])
     parser.add_argument("--preset", default="class")
     parser.add_argument("--out", default=None)
     parser.add_argument("--monitor", action="store_true",
                         help="record D's monitor at the notebooks' run length (monitor_runs.json)")
     parser.add_argument("--cached-only", action="store_true",
                         help="with --monitor: train nothing, assemble from the cached runs")
-    parser.add_argument("--part", default=None, metavar="K/N",
+    parser.add_argument("--part", default=None, metavar="K/N", type=part_spec,
                         help="with --monitor: train every N-th run from the K-th (no recording "
                              "written unless --out is given)")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:          # --help, or an argument refused by its check
+        return exc.code if isinstance(exc.code, int) else 2
     if args.monitor:
         where = record_monitor(args.preset, args.out, cached_only=args.cached_only, part=args.part)
         print(f"monitor runs in {where}")
