@@ -200,3 +200,20 @@ def test_a_teacher_checkpoint_that_is_not_an_image_translator_is_one_line(tmp_pa
                  "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert "--teacher" in err and "DCGANGenerator" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("flag", ["--work", "--out"])
+def test_record_refuses_an_output_under_a_file_before_training(flag, tmp_path, capsys, monkeypatch):
+    import course_lib.gancomp.pipeline as pipeline
+    from course_lib.gancomp.record import main as record_main
+
+    def no_training(**kwargs):
+        raise AssertionError(f"trained before checking {flag}")
+
+    monkeypatch.setattr(pipeline, "compress_cyclegan", no_training)
+    (tmp_path / "a-file").write_text("x")
+    others = {"--work": str(tmp_path / "work"), "--out": str(tmp_path / "rec")}
+    others[flag] = str(tmp_path / "a-file" / "sub")
+    assert record_main(["--preset", "ci", "--work", others["--work"], "--out", others["--out"]]) == 1
+    err = capsys.readouterr().err.strip()
+    assert flag in err and len(err.splitlines()) == 1, err

@@ -173,11 +173,13 @@ def main(argv=None) -> int:
     parser.add_argument("--work", default="build/runs", help="where report.json etc. go")
     parser.add_argument("--out", default=None, help="recording folder (default course_lib/recorded/<preset>)")
     args = parser.parse_args(argv)
+    from course_lib.engine.outdir import check_out_dir
     from course_lib.gancomp.pipeline import compress_cyclegan
     try:
-        compress_cyclegan(preset=args.preset, data=args.data,
-                          out=Path(args.work) / f"gancomp-{args.preset}",
-                          recording_dir=args.out or recording_dir(args.preset))
+        # Both folders are checked before hours of training, not when they are written.
+        work = check_out_dir(Path(args.work) / f"gancomp-{args.preset}", flag="--work")
+        out = check_out_dir(args.out or recording_dir(args.preset), flag="--out")
+        compress_cyclegan(preset=args.preset, data=args.data, out=work, recording_dir=out)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
