@@ -466,3 +466,19 @@ def test_train_gan_cli_in_a_subprocess_has_no_traceback(tmp_path):
         assert proc.returncode in (1, 2), proc.stderr
         assert "Traceback" not in proc.stderr
         assert proc.stderr.strip().splitlines()[-1].startswith(("error:", "python -m course_lib train-gan: error:")), proc.stderr
+
+
+def test_the_monitor_measures_d_through_ones_own_t():
+    # With augment_fn (notebook 03's leak lab: the learner's T), the monitor must show D the
+    # reals as D sees them in training: through that T, not the library's diff_augment.
+    from course_lib.diffaugment import diff_augment as library_T
+    calls = {"train": 0, "monitor": 0}
+
+    def own_T(x, generator=None):
+        calls["train" if torch.is_grad_enabled() else "monitor"] += 1
+        return library_T(x, "color", generator=generator)
+
+    data, held = random_images(16, seed=5), random_images(8, seed=6)
+    train_gan(data, tiny_config(steps=4, eval_every=2, augment="real_only"), heldout=held,
+              progress=False, n_monitor=8, augment_fn=own_T)
+    assert calls["train"] >= 4 and calls["monitor"] > 0, calls
