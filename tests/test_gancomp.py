@@ -217,3 +217,15 @@ def test_record_refuses_an_output_under_a_file_before_training(flag, tmp_path, c
     assert record_main(["--preset", "ci", "--work", others["--work"], "--out", others["--out"]]) == 1
     err = capsys.readouterr().err.strip()
     assert flag in err and len(err.splitlines()) == 1, err
+
+
+def test_one_searched_student_against_the_quarter_seeds_is_inconclusive():
+    # One student has no seed spread: the verdict helper (min 2 seeds) must not call it
+    # "better", neither in a new report nor in a recording made before (read-time verdicts).
+    from course_lib.gancomp.pipeline import report_verdicts
+    from course_lib.gancomp.record import notebook_recording
+    got = report_verdicts({"quarter": [17.4, 18.9], "undistilled": [15.0, 15.5],
+                           "distilled": [12.0, 12.5]}, 1.0)
+    assert got["verdict_student_vs_quarter_word"] == "inconclusive"
+    assert got["verdict_distilled_vs_undistilled"] == "better"
+    assert notebook_recording("ci").report["verdict_student_vs_quarter_word"] == "inconclusive"

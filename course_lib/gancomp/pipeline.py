@@ -69,6 +69,22 @@ OFFICIAL_TEACHER = "cyclegan-horse2zebra-pretrained"
 TEACHER_CLASSES = ("ResnetGenerator", "MobileResnetGenerator")
 
 
+def report_verdicts(fd_per_seed: dict, fid_student: float) -> dict:
+    """The report's verdicts, through :func:`course_lib.recording.verdict` (FD, lower is
+    better), from its per-seed FDs: one searched student has no seed spread, so against the
+    0.25x seeds its verdict is "inconclusive" whatever the numbers. Recomputed when a
+    recording is read (:class:`course_lib.gancomp.record.NotebookRecording`), so a recording
+    made with older verdict rules shows today's."""
+    from course_lib.recording import verdict
+    v_student = verdict(fd_per_seed["quarter"], [fid_student])
+    return {"verdict_student_vs_quarter": str(v_student),
+            "verdict_student_vs_quarter_word": v_student.word,
+            "verdict_distilled_vs_undistilled": verdict(fd_per_seed["undistilled"],
+                                                        fd_per_seed["distilled"]).word,
+            "verdict_distilled_vs_quarter": verdict(fd_per_seed["quarter"],
+                                                    fd_per_seed["distilled"]).word}
+
+
 def settings_for(preset: str | Preset | None = None) -> GanCompSettings:
     return get_preset(preset).gancomp
 
@@ -447,10 +463,6 @@ def compress_cyclegan(*, teacher: str = "zoo", budget_macs: float | None = None,
             row["params"] = count_params(pareto_models[key])
             row["fd_test"] = _fd(test_ref, pareto_models[key], eval_a)
 
-    from course_lib.recording import verdict
-    v_student = verdict(fd["quarter"], [fd["student"]], min_seeds=1)
-    v_distill = verdict(fd["undistilled"], fd["distilled"])
-    v_quarter = verdict(fd["quarter"], fd["distilled"])
     report = {
         "teacher_macs": teacher_macs, "student_macs": macs["student"],
         "mac_reduction": teacher_macs / macs["student"],
@@ -474,9 +486,7 @@ def compress_cyclegan(*, teacher: str = "zoo", budget_macs: float | None = None,
         "load_average": lat["teacher"].load_average,
         "fid_student_vs_teacher": fd["student"] / fd["teacher"] - 1,
         "fd_per_seed": {m: fd[m] for m in MODELS},
-        "verdict_student_vs_quarter": str(v_student), "verdict_student_vs_quarter_word": v_student.word,
-        "verdict_distilled_vs_undistilled": v_distill.word,
-        "verdict_distilled_vs_quarter": v_quarter.word,
+        **report_verdicts({m: fd[m] for m in MODELS}, fd["student"]),
         "macs_torchprofile": tp,
         "macs_agreement": {k: macs[k] / tp[k] - 1 for k in tp},
         "export_max_abs_diff": export_diff,

@@ -88,7 +88,10 @@ class NotebookRecording:
 
     @property
     def report(self) -> dict:
-        return self.recording.meta["report"]
+        """The recorded report, its verdicts recomputed from its per-seed FDs."""
+        from course_lib.gancomp.pipeline import report_verdicts
+        rep = self.recording.meta["report"]
+        return {**rep, **report_verdicts(rep["fd_per_seed"], rep["fid_student"])}
 
     @property
     def settings(self) -> dict:
