@@ -38,8 +38,8 @@ raises :class:`Delegated`. Both derive from ``BaseException`` so that a check's
 them into the verdict.
 
 **The tripwire** is a deterrent, not a security boundary: while the student's function
-runs, the reference functions named by the exercise (``reference=`` in ``@exercise``)
-have their code swapped for one that records the call and raises. Calling them under any
+runs, the reference functions named by the exercise (``reference=`` in ``@exercise``:
+course_lib's, or a package's that computes the answer, e.g. torchprofile's) have their code swapped for one that records the call and raises. Calling them under any
 alias is caught; copying their source is not. The sandbox, not the tripwire, is what
 keeps student code away from the grader.
 """
@@ -182,7 +182,7 @@ _TRIPPED: list[str] = []
 def reference_used(name: str):
     """The body of a tripwire: remember, then stop the student's function."""
     _TRIPPED.append(name)
-    raise ReferenceUsed(f"{name} is course_lib's answer to this exercise; write your own")
+    raise ReferenceUsed(f"{name} computes this exercise's answer; write your own")
 
 
 def _resolve(path: str):
