@@ -6,8 +6,9 @@ symptom. StyleGAN2-ADA (Karras et al., 2020) tracks it with two heuristics:
 
 - r_t = E[sign(D(x_train))] over the real batches D trained on, accumulated over the last
   N steps. With acc_train the fraction of those reals called real (logit > 0),
-  r_t = 2 * acc_train - 1 (a logit of exactly 0 counts as neither). ADA raises its
-  augmentation strength when r_t is above 0.6;
+  this module reports r_t = 2 * acc_train - 1, so a logit of exactly 0 (not called real)
+  counts as -1, where E[sign] would count it 0 (with float logits it is rare). ADA raises
+  its augmentation strength when r_t is above 0.6;
 - r_v = (E[D(x_train)] - E[D(x_heldout)]) / (E[D(x_train)] - E[D(G(z))]), on raw logits:
   0 when held-out reals score like training reals, 1 when they score like fakes.
 
