@@ -76,6 +76,10 @@ def test_train_gan_calls_a_step_of_ones_own():
     result = train.train_gan(reals, config, step_fn=my_step, progress=False, device="cpu")
     assert len(calls) == 3 and calls[0] == (torch.Size([8, 3, 32, 32]), torch.Size([8, config.z_dim]))
     assert len(result.history["loss_d"]) >= 1
+    # its D logits never reach the trainer: the monitor says acc_train is the snapshot's
+    h = result.history
+    assert h["acc_train_tallied"] and not any(h["acc_train_tallied"])
+    assert h["acc_train"] == h["acc_train_snapshot"]
     with pytest.raises(ValueError, match="without augmentation"):
         train.train_gan(reals, train.TrainConfig(steps=1, batch_size=8, ngf=8, ndf=8, augment="diffaugment"),
                         step_fn=my_step, progress=False, device="cpu")

@@ -278,13 +278,14 @@ def test_monitor_numbers_on_a_hand_made_discriminator():
     # r_t = 2 * acc_train - 1; r_v = (0.15 - (-0.12)) / (0.15 - (-0.24))
     assert stats == pytest.approx({"acc_train": 0.5, "acc_heldout": 0.4, "acc_fake": 0.6,
                                    "gap": 0.1, "r_t": 0.0, "acc_train_snapshot": 0.5,
-                                   "r_v": 0.27 / 0.39})
+                                   "acc_train_tallied": 0.0, "r_v": 0.27 / 0.39})
     assert all(isinstance(v, float) for v in stats.values())
     assert not D.training  # its mode is given back
     # The training batches' tally, when given, is acc_train (and r_t, gap follow it).
     tallied = evaluate_discriminator(D, train, held, fakes, train_tally=(0.9, 640))
     assert tallied["acc_train"] == 0.9 and tallied["r_t"] == pytest.approx(0.8)
     assert tallied["gap"] == pytest.approx(0.5) and tallied["acc_train_snapshot"] == 0.5
+    assert tallied["acc_train_tallied"] == 1.0
     # an empty tally (no step since the last evaluation) falls back to the snapshot
     assert evaluate_discriminator(D, train, held, fakes, train_tally=(float("nan"), 0))["acc_train"] == 0.5
 
@@ -372,6 +373,7 @@ def test_train_gan_history_is_the_monitor_of_the_returned_models(augment):
     window = [v for s, v in zip(h["step"], h["r_t_batch"]) if 2 < s <= 4]
     assert h["r_t"][-1] == pytest.approx(float(np.mean(window)), abs=1e-6)
     assert h["acc_train"][-1] == pytest.approx((h["r_t"][-1] + 1) / 2, abs=1e-6)
+    assert h["acc_train_tallied"] == [1.0, 1.0]
     # the rest: the final models measured afresh (batch statistics, the strategy's T)
     T = None
     if augment == "diffaugment":

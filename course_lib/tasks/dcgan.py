@@ -321,6 +321,8 @@ class DCGANTask(Task):
         real, z = batch
         G, D, c = models["G"], models["D"], self.cfg
         if self.step_fn is not None:   # it zeroes, backpropagates and steps by itself
+            # Its logits stay inside it: nothing is tallied, so the monitor's acc_train and
+            # r_t are the snapshot's, and say so (acc_train_tallied = 0).
             out = self.step_fn(G, D, optimizers["G"], optimizers["D"], real, z)
             return {key: torch.as_tensor(float(out[key])) for key in ("loss_d", "loss_g")}
         with ctx.autocast():
