@@ -185,7 +185,11 @@ def test_compounding_reports_both_models_and_int8(monkeypatch):
         assert out[name]["ms"] > 0
     assert out["teacher fp32"]["speedup"] == 1.0
     assert out["teacher_macs"] > out["student_macs"] > 0
-    assert out["int8_output_change"] < 0.5 and isinstance(out["backend"], str)
+    # int8 moves the student's output (in [-1, 1]) by 0.03-0.04 on average here (seeds 0-3
+    # measured); 0.1 leaves a 2.5x margin, and a wrong scale or zero point moves it far more.
+    assert out["int8_output_change"] < 0.1 and isinstance(out["backend"], str)
+    if out["real_int8"]:
+        assert out["int8_output_change"] > 0     # it did quantize
 
 
 def test_plot_tradeoff_draws_four_figures(G, evaluator):
