@@ -239,3 +239,13 @@ def test_notebook_09_records_the_issue_s_figures():
                 "student_int8_speedup_vs_teacher_fp32", "channel_prune50_speedup",
                 "feature_extractor", "data_source", "preset"):
         assert f"    {key}=" in cell, f"notebook 09 does not record {key}"
+
+
+def test_realism_log_change_is_finite_on_exact_matches():
+    # realism is inf for a sample on a real point: log(inf) - log(inf) would be NaN
+    inf = float("inf")
+    change = ptq.realism_log_change([inf, inf, 2.0, 0.0], [inf, 2.0, inf, 1.0])
+    assert np.all(np.isfinite(change))
+    assert change[0] == 0 and change[1] < 0 < change[2] and change[3] > 0
+    survivors, broken = ptq.survivors_and_broken([inf, 1.0, 2.0], [inf, 0.5, 2.0], n=1)
+    assert survivors[0] in (0, 2) and broken[0] == 1
