@@ -74,6 +74,8 @@ def test_bad_distill_settings_are_refused():
         DistillConfig(sampling="greedy")
     with pytest.raises(ValueError, match="multiple of 4"):
         DistillConfig(image_size=30)
+    with pytest.raises(ValueError, match="decay_start"):     # the check CycleGANConfig shares
+        DistillConfig(decay_start=1.5)
 
 
 @pytest.mark.slow
