@@ -158,9 +158,12 @@ def test_cycle_consistency_and_distillation_losses():
 
 
 def test_the_ci_recording_rebuilds_its_student_and_stands_in_for_class(monkeypatch, tmp_path):
-    from course_lib.gancomp.record import compressed_student, has_recording, notebook_recording
+    from course_lib.gancomp.record import (NotebookRecording, compressed_student, has_recording,
+                                           notebook_recording)
     shown = notebook_recording("ci")
     assert not shown.stand_in and "Stand-in" not in shown.banner()
+    assert shown.label == "ci recording"          # captions and plot titles carry it
+    assert NotebookRecording(shown.recording, "class", True).label == "ci stand-in recording"
     student = compressed_student("ci")
     assert list(student.widths) == shown.report["student_config"]
     models = shown.models()

@@ -101,6 +101,12 @@ class NotebookRecording:
     def directory(self) -> Path:
         return recording_dir(self.recording.preset)
 
+    @property
+    def label(self) -> str:
+        """For table captions and plot titles: "ci stand-in recording" when it stands in,
+        else e.g. "class recording"."""
+        return f"{self.recording.preset} {'stand-in ' if self.stand_in else ''}recording"
+
     def banner(self) -> str:
         """HTML: amber "Stand-in recording" when it stands in, else a plain note."""
         rec = self.recording
