@@ -150,3 +150,27 @@ def diff_augment(x: torch.Tensor, policy: str = "color,translation,cutout",
     if not channels_first:
         x = x.permute(0, 2, 3, 1)
     return x
+
+
+# --- does a set of images look augmented? --------------------------------------------------
+
+def leak_indicators(images: torch.Tensor, flat: float = 0.08, patch: int = 4) -> dict:
+    """How much of T's look a set of images [N, 3, H, W] in [-1, 1] carries.
+
+    - ``grey_patches``: share of ``patch`` x ``patch`` blocks that are flat grey (every
+      value within ``flat`` of 0) — what cutout's zeroed square looks like;
+    - ``grey_border``: share of border pixels (the outer 2 rows and columns) within
+      ``flat`` of 0, minus the same share inside — translation's zero-filled edges;
+    - ``cast_spread``: standard deviation over images of their mean colour (per channel,
+      then averaged) — brightness and saturation draws give each image its own cast.
+    """
+    x = images.detach().float()
+    grey = (x.abs() <= flat).all(1).float()                                   # [N, H, W]
+    blocks = torch.nn.functional.avg_pool2d(grey[:, None], patch, stride=patch)
+    border = torch.zeros_like(grey[0], dtype=torch.bool)
+    border[:2], border[-2:], border[:, :2], border[:, -2:] = True, True, True, True
+    return {
+        "grey_patches": float((blocks == 1).float().mean()),
+        "grey_border": float(grey[:, border].mean() - grey[:, ~border].mean()),
+        "cast_spread": float(x.mean((2, 3)).std(0).mean()),
+    }

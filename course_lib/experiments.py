@@ -173,13 +173,27 @@ def monitor_plan(preset: Preset) -> list[tuple]:
     return plan
 
 
+def part_spec(text: str) -> str:
+    """An argparse type: ``K/N`` with whole numbers 0 <= K < N."""
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        k, n = -1, 0
+    if not 0 <= k < n:
+        raise argparse.ArgumentTypeError(f"must be K/N with whole numbers 0 <= K < N "
+                                         f"(e.g. 0/2), got {text!r}")
+    return text
+
+
 def _part(plan: list, part: str | None) -> list:
     """Every N-th run of ``plan`` starting at K, for ``part`` = "K/N" (None: all)."""
     if not part:
         return plan
+    try:
+        part_spec(part)
+    except argparse.ArgumentTypeError as exc:
+        raise ValueError(f"--part {exc}") from None
     k, n = (int(x) for x in part.split("/"))
-    if not 0 <= k < n:
-        raise ValueError(f"--part K/N needs 0 <= K < N, got {part}")
     return plan[k::n]
 
 
@@ -261,7 +275,10 @@ def load_monitor_recording(preset: str = "class", directory: str | Path | None =
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=record.__doc__.splitlines()[0])
+    from course_lib.cli import Parser   # argparse with a one-line error
+
+    parser = Parser(prog="python -m course_lib.experiments",
+                    description=record.__doc__.splitlines()[0])
     parser.add_argument("--preset", default="class")
     parser.add_argument("--out", default=None)
     parser.add_argument("--monitor", action="store_true",
@@ -271,14 +288,22 @@ def main(argv=None) -> int:
     parser.add_argument("--cell", nargs=3, default=None, metavar=("FRACTION", "AUGMENT", "SEED"),
                         help="with --monitor: train this one run only (a class jigsaw: hand in "
                              "the zoo entry it prints; see course_lib.pool)")
-    parser.add_argument("--part", default=None, metavar="K/N",
+    parser.add_argument("--part", default=None, metavar="K/N", type=part_spec,
                         help="with --monitor: train every N-th run from the K-th (no recording "
                              "written unless --out is given)")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+        if args.cell:
+            try:
+                fraction, augment, seed = float(args.cell[0]), args.cell[1], int(args.cell[2])
+            except ValueError:
+                parser.error(f"--cell takes FRACTION AUGMENT SEED, e.g. --cell 0.1 none 1; "
+                             f"got {' '.join(args.cell)}")
+    except SystemExit as exc:          # --help, or an argument refused by its check
+        return exc.code if isinstance(exc.code, int) else 2
     if args.monitor and args.cell:
         from course_lib import zoo
 
-        fraction, augment, seed = float(args.cell[0]), args.cell[1], int(args.cell[2])
         preset = get_preset(args.preset)
         cifar_run(fraction, augment, seed, preset, steps=preset.cifar.steps)
         name, _ = run_spec(fraction, augment, seed, preset, preset.cifar.steps)

@@ -13,7 +13,7 @@ ResnetGenerator is 56.8 GMACs and 11.378M parameters at 1x3x256x256 in their pap
 
 By hand, for exercises 1.5 and 1.6 of notebook 01 (the same convention):
 
-    conv_macs(128, 64, 4, stride=2, padding=1, size=4, transposed=True)  # (2_097_152, 8)
+    conv_macs(128, 64, 4, stride=2, padding=1, size=4, transposed=True)  # (8_388_608, 8)
     training_macs(g_macs, d_macs, batch_size=64, steps=1_000)            # a whole run
 """
 from __future__ import annotations

@@ -6,8 +6,9 @@ symptom. StyleGAN2-ADA (Karras et al., 2020) tracks it with two heuristics:
 
 - r_t = E[sign(D(x_train))] over the real batches D trained on, accumulated over the last
   N steps. With acc_train the fraction of those reals called real (logit > 0),
-  r_t = 2 * acc_train - 1 (a logit of exactly 0 counts as neither). ADA raises its
-  augmentation strength when r_t is above 0.6;
+  this module reports r_t = 2 * acc_train - 1, so a logit of exactly 0 (not called real)
+  counts as -1, where E[sign] would count it 0 (with float logits it is rare). ADA raises
+  its augmentation strength when r_t is above 0.6;
 - r_v = (E[D(x_train)] - E[D(x_heldout)]) / (E[D(x_train)] - E[D(G(z))]), on raw logits:
   0 when held-out reals score like training reals, 1 when they score like fakes.
 
@@ -171,7 +172,9 @@ def evaluate_discriminator(D: nn.Module, train_reals: torch.Tensor, heldout_real
     reals through ``real_transform`` and fakes through ``fake_transform`` (the strategy's
     augmentation in the D step). train_tally: ``(acc_train, n)`` accumulated over the
     training batches (:meth:`SignTally.read`); when given (and n > 0) it is ``acc_train``,
-    else the snapshot of ``train_reals`` is.
+    else the snapshot of ``train_reals`` is, and ``acc_train_tallied`` says which: 1.0 for
+    the training batches' tally, 0.0 for the snapshot (e.g. a learner's own training step,
+    whose logits the trainer never sees).
 
     Returns plain floats: ``acc_train``, ``acc_heldout``, ``acc_fake``, ``gap`` =
     acc_train - acc_heldout, ``r_t`` = 2 * acc_train - 1, ``acc_train_snapshot`` (the
@@ -182,8 +185,10 @@ def evaluate_discriminator(D: nn.Module, train_reals: torch.Tensor, heldout_real
     fake = logits(D, fakes, batch_size, fake_transform)
     stats = monitor_from_logits(train, held, fake)
     snapshot = stats["acc_train"]
-    if train_tally is not None and train_tally[1] > 0:
+    tallied = train_tally is not None and train_tally[1] > 0
+    if tallied:
         stats["acc_train"] = float(train_tally[0])
+    stats["acc_train_tallied"] = 1.0 if tallied else 0.0
     stats["gap"] = stats["acc_train"] - stats["acc_heldout"]
     stats["r_t"] = 2 * stats["acc_train"] - 1
     stats["acc_train_snapshot"] = snapshot

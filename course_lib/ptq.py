@@ -225,6 +225,18 @@ def describe_quality_vs_diversity(v: Verdict) -> str:
     return f"inconclusive: {figures}; {v.reason}"
 
 
+REALISM_CAP = 1e12   # realism is inf on an exact match of a real point: capped for log ratios
+
+
+def realism_log_change(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """log(after) - log(before) of per-sample realism scores [M] -> [M], always finite:
+    scores are clipped to [1 / REALISM_CAP, REALISM_CAP] first, since a sample on a real
+    point scores inf and inf - inf is NaN (an exact match kept is a change of 0)."""
+    before, after = (np.clip(np.asarray(v, float), 1 / REALISM_CAP, REALISM_CAP)
+                     for v in (before, after))
+    return np.log(after) - np.log(before)
+
+
 def survivors_and_broken(before: np.ndarray, after: np.ndarray, n: int = 8
                          ) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the ``n`` samples whose realism score changed least (survivors) and the
@@ -235,7 +247,7 @@ def survivors_and_broken(before: np.ndarray, after: np.ndarray, n: int = 8
     if before.shape != after.shape or before.ndim != 1:
         raise ValueError(f"need two [M] score arrays, got shapes {before.shape} and {after.shape}")
     n = min(n, len(before))
-    change = np.log(np.maximum(after, 1e-12)) - np.log(np.maximum(before, 1e-12))
+    change = realism_log_change(before, after)
     order = np.argsort(np.abs(change), kind="stable")
     return order[:n], order[::-1][:n].copy()   # a copy: torch refuses negative strides
 

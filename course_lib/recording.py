@@ -274,13 +274,15 @@ class Recording:
                 out.append(float(pick(curve)))
         return out
 
-    def figures(self, *values, key: str = "fd", which: str = "final") -> list[float]:
+    def figures(self, *values, key: str = "fd", which: str = "final",
+                lower_is_better: bool = True) -> list[float]:
         """Per-seed figures of a configuration: ``which`` = "final" (the end of each run) or
-        "best" (each run's lowest ``key`` over training)."""
+        "best" (each run's lowest ``key`` over training; its highest if not
+        ``lower_is_better``, e.g. coverage)."""
         if which == "final":
             return self.finals(*values, key=key)
         if which == "best":
-            return self.bests(*values, key=key)
+            return self.bests(*values, key=key, lower_is_better=lower_is_better)
         raise ValueError(f"which must be 'final' or 'best', got {which!r}")
 
     def summary(self, *values, key: str = "fd", which: str = "final") -> Summary:
@@ -338,8 +340,8 @@ class Recording:
                 lower_is_better: bool = True, which: str = "final") -> Verdict:
         """:func:`verdict` of two configurations' final (or best: ``which``) ``key`` over
         their seeds."""
-        return verdict(self.figures(*baseline, key=key, which=which),
-                       self.figures(*candidate, key=key, which=which),
+        return verdict(self.figures(*baseline, key=key, which=which, lower_is_better=lower_is_better),
+                       self.figures(*candidate, key=key, which=which, lower_is_better=lower_is_better),
                        lower_is_better=lower_is_better)
 
     # track-specific extras, when the track records them

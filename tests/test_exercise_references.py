@@ -21,6 +21,13 @@ def test_conv_macs_agrees_with_the_profiler(case):
     assert gan_cost.conv_macs(*case) == (count_macs(layer, (1, in_c, size, size)), out.shape[-1])
 
 
+def test_the_module_docstrings_conv_macs_example_is_what_it_returns():
+    # gan_cost's docstring shows exercise 1.5's convention on an example: keep it true.
+    line = next(l for l in gan_cost.__doc__.splitlines() if l.strip().startswith("conv_macs("))
+    call, _, shown = line.partition("#")
+    assert eval(call.strip(), {"conv_macs": gan_cost.conv_macs}) == eval(shown.strip())
+
+
 def test_conv_macs_refuses_an_empty_output():
     with pytest.raises(ValueError, match="no output"):
         gan_cost.conv_macs(3, 8, 5, 1, 0, 3)
@@ -69,6 +76,10 @@ def test_train_gan_calls_a_step_of_ones_own():
     result = train.train_gan(reals, config, step_fn=my_step, progress=False, device="cpu")
     assert len(calls) == 3 and calls[0] == (torch.Size([8, 3, 32, 32]), torch.Size([8, config.z_dim]))
     assert len(result.history["loss_d"]) >= 1
+    # its D logits never reach the trainer: the monitor says acc_train is the snapshot's
+    h = result.history
+    assert h["acc_train_tallied"] and not any(h["acc_train_tallied"])
+    assert h["acc_train"] == h["acc_train_snapshot"]
     with pytest.raises(ValueError, match="without augmentation"):
         train.train_gan(reals, train.TrainConfig(steps=1, batch_size=8, ngf=8, ndf=8, augment="diffaugment"),
                         step_fn=my_step, progress=False, device="cpu")

@@ -222,7 +222,8 @@ def test_patched_expect_with_trivial_bodies_earns_nothing_on_notebook_03(tmp_pat
                "ex3.2": "def rand_cutout(x, ratio=0.5, generator=None):\n    return x\n",
                "ex3.3": "def rand_color(x, generator=None):\n    return x\n",
                "ex3.4": ("def diffaugment_losses(G, D, real, z, T, kind='hinge'):\n"
-                         "    return losses.d_loss(D(real), D(G(z).detach()), kind), losses.g_loss(D(G(z)), kind)\n")}
+                         "    return losses.d_loss(D(real), D(G(z).detach()), kind), losses.g_loss(D(G(z)), kind)\n"),
+               "ex3.5": "def ada_update(p, r_t, images, target=0.6, ramp_images=500_000):\n    return p\n"}
     nb = master_with_cells("03_diffaugment", {ex_id: PATCH_CHECKS + source for ex_id, source in trivial.items()},
                            tmp_path / "03_diffaugment.ipynb")
     report = next(iter(grade_path(nb, workers=2).reports.values()))
@@ -363,3 +364,44 @@ def test_deep_nesting_and_oversized_frames_are_refused():
     assert encode(list(range(3)))[0] == [0, 1, 2]
     with pytest.raises(WireError):
         encode(json.loads("[" * 70 + "]" * 70))
+
+
+# --- answers assembled from the reference's own parts ----------------------------------------
+
+PARTS = {
+    "ex9.1": ("from course_lib.compress.quantize import fake_quantize, quantization_params\n"
+              "def linear_quantize(w, bits, clip=None):\n"
+              "    c = float(w.abs().max()) if clip is None else clip\n"
+              "    if c == 0:\n        return torch.zeros_like(w)\n"
+              "    return fake_quantize(w, *quantization_params(-c, c, bits))\n"),
+    "ex9.3": ("from course_lib.metrics.prdc import knn_radii, _ball_counts\n"
+              "def precision_recall(real_feats, fake_feats, k=3):\n"
+              "    r, f = np.asarray(real_feats, float), np.asarray(fake_feats, float)\n"
+              "    p = (_ball_counts(r, knn_radii(r, k), f) > 0).mean()\n"
+              "    q = (_ball_counts(f, knn_radii(f, k), r) > 0).mean()\n"
+              "    return float(p), float(q)\n"),
+    "ex6.1": ("from course_lib.compress.supernet import SuperConv2d, SuperConvTranspose2d\n"
+              "def sliced_conv(x, weight, bias, out_channels, transposed=False, stride=1, padding=0,\n"
+              "                output_padding=0):\n"
+              "    kind = SuperConvTranspose2d if transposed else SuperConv2d\n"
+              "    c_in, c_out = weight.shape[:2] if transposed else weight.shape[1::-1]\n"
+              "    extra = (output_padding,) if transposed else ()\n"
+              "    m = kind(c_in, c_out, weight.shape[2], stride, padding, *extra, bias=bias is not None)\n"
+              "    with torch.no_grad():\n"
+              "        m.weight.copy_(weight)\n"
+              "        if bias is not None:\n"
+              "            m.bias.copy_(bias)\n"
+              "        return m(x, out_channels)\n"),
+}
+
+
+@pytest.mark.parametrize("ex_id", list(PARTS))
+def test_an_answer_built_from_the_references_parts_earns_nothing(ex_id):
+    ex = load_checks().exercises[ex_id]
+    namespace = {"__name__": "__main__"}
+    for cell in load_cells(ROOT / "solutions" / f"{ex.notebook}.ipynb"):
+        if "setup" in cell.tags:
+            exec(cell.source, namespace)
+    exec(PARTS[ex_id], namespace)
+    result = run_check(ex, LocalStudent(namespace[ex.function], ex))
+    assert result.status == "failed" and "write it yourself" in result.message, result

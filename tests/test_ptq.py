@@ -195,7 +195,11 @@ def test_compounding_reports_both_models_and_int8(monkeypatch):
         assert out[name]["ms"] > 0
     assert out["teacher fp32"]["speedup"] == 1.0
     assert out["teacher_macs"] > out["student_macs"] > 0
-    assert out["int8_output_change"] < 0.5 and isinstance(out["backend"], str)
+    # int8 moves the student's output (in [-1, 1]) by 0.03-0.04 on average here (seeds 0-3
+    # measured); 0.1 leaves a 2.5x margin, and a wrong scale or zero point moves it far more.
+    assert out["int8_output_change"] < 0.1 and isinstance(out["backend"], str)
+    if out["real_int8"]:
+        assert out["int8_output_change"] > 0     # it did quantize
 
 
 def test_plot_tradeoff_draws_four_figures(G, evaluator):
@@ -246,3 +250,13 @@ def test_notebook_09_records_the_issue_s_figures():
                 "student_int8_speedup_vs_teacher_fp32", "channel_prune50_speedup",
                 "feature_extractor", "data_source", "preset"):
         assert f"    {key}=" in cell, f"notebook 09 does not record {key}"
+
+
+def test_realism_log_change_is_finite_on_exact_matches():
+    # realism is inf for a sample on a real point: log(inf) - log(inf) would be NaN
+    inf = float("inf")
+    change = ptq.realism_log_change([inf, inf, 2.0, 0.0], [inf, 2.0, inf, 1.0])
+    assert np.all(np.isfinite(change))
+    assert change[0] == 0 and change[1] < 0 < change[2] and change[3] > 0
+    survivors, broken = ptq.survivors_and_broken([inf, 1.0, 2.0], [inf, 0.5, 2.0], n=1)
+    assert survivors[0] in (0, 2) and broken[0] == 1

@@ -179,3 +179,11 @@ def test_a_fresh_ci_monitor_recording_has_the_shipped_structure(tmp_path, monkey
     assert structure(fresh) == structure(shipped)
     cached = load_monitor_recording("ci", again)
     assert [r["final"] for r in cached.runs] == [r["final"] for r in fresh.runs] and not cached.missing
+
+
+@pytest.mark.parametrize("part", ["abc", "3/2", "1/0", "1/2/3"])
+def test_a_bad_part_is_one_line_naming_the_flag(part, capsys):
+    from course_lib.experiments import main as experiments_main
+    assert experiments_main(["--monitor", "--preset", "ci", "--part", part]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--part" in err and len(err.splitlines()) == 1, err

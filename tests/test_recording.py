@@ -131,3 +131,18 @@ def test_a_partial_recording_lists_its_missing_runs(tmp_path):
     assert rec.missing == [{"fraction": 0.1, "augment": "none", "seed": 1,
                             "key": "dcgan-cifar-10pct-none-s1"}]
     assert set(rec.samples) == {"dcgan-cifar-10pct-none-s0"}
+
+
+def test_best_of_a_higher_is_better_figure_is_its_highest():
+    # coverage or recall: compare(which="best", lower_is_better=False) must take each
+    # seed's highest value, not its lowest.
+    def run(way, seed, coverage):
+        return {"key": f"{way}-s{seed}", "way": way, "seed": seed,
+                "history": {"eval_step": [1, 2, 3], "coverage": coverage},
+                "final": {"coverage": coverage[-1]}}
+    runs = [run("a", 0, [0.1, 0.50, 0.2]), run("a", 1, [0.1, 0.55, 0.2]),
+            run("b", 0, [0.3, 0.40, 0.3]), run("b", 1, [0.3, 0.45, 0.3])]
+    rec = R.Recording("fewshot", ("way",), "class", "FD", "test", runs, {}, {})
+    assert rec.figures("a", key="coverage", which="best", lower_is_better=False) == [0.50, 0.55]
+    v = rec.compare(("a",), ("b",), key="coverage", lower_is_better=False, which="best")
+    assert (v.word, v.baseline.high, v.candidate.high) == ("worse", 0.55, 0.45)

@@ -278,13 +278,14 @@ def test_monitor_numbers_on_a_hand_made_discriminator():
     # r_t = 2 * acc_train - 1; r_v = (0.15 - (-0.12)) / (0.15 - (-0.24))
     assert stats == pytest.approx({"acc_train": 0.5, "acc_heldout": 0.4, "acc_fake": 0.6,
                                    "gap": 0.1, "r_t": 0.0, "acc_train_snapshot": 0.5,
-                                   "r_v": 0.27 / 0.39})
+                                   "acc_train_tallied": 0.0, "r_v": 0.27 / 0.39})
     assert all(isinstance(v, float) for v in stats.values())
     assert not D.training  # its mode is given back
     # The training batches' tally, when given, is acc_train (and r_t, gap follow it).
     tallied = evaluate_discriminator(D, train, held, fakes, train_tally=(0.9, 640))
     assert tallied["acc_train"] == 0.9 and tallied["r_t"] == pytest.approx(0.8)
     assert tallied["gap"] == pytest.approx(0.5) and tallied["acc_train_snapshot"] == 0.5
+    assert tallied["acc_train_tallied"] == 1.0
     # an empty tally (no step since the last evaluation) falls back to the snapshot
     assert evaluate_discriminator(D, train, held, fakes, train_tally=(float("nan"), 0))["acc_train"] == 0.5
 
@@ -372,6 +373,7 @@ def test_train_gan_history_is_the_monitor_of_the_returned_models(augment):
     window = [v for s, v in zip(h["step"], h["r_t_batch"]) if 2 < s <= 4]
     assert h["r_t"][-1] == pytest.approx(float(np.mean(window)), abs=1e-6)
     assert h["acc_train"][-1] == pytest.approx((h["r_t"][-1] + 1) / 2, abs=1e-6)
+    assert h["acc_train_tallied"] == [1.0, 1.0]
     # the rest: the final models measured afresh (batch statistics, the strategy's T)
     T = None
     if augment == "diffaugment":
@@ -466,3 +468,19 @@ def test_train_gan_cli_in_a_subprocess_has_no_traceback(tmp_path):
         assert proc.returncode in (1, 2), proc.stderr
         assert "Traceback" not in proc.stderr
         assert proc.stderr.strip().splitlines()[-1].startswith(("error:", "python -m course_lib train-gan: error:")), proc.stderr
+
+
+def test_the_monitor_measures_d_through_ones_own_t():
+    # With augment_fn (notebook 03's leak lab: the learner's T), the monitor must show D the
+    # reals as D sees them in training: through that T, not the library's diff_augment.
+    from course_lib.diffaugment import diff_augment as library_T
+    calls = {"train": 0, "monitor": 0}
+
+    def own_T(x, generator=None):
+        calls["train" if torch.is_grad_enabled() else "monitor"] += 1
+        return library_T(x, "color", generator=generator)
+
+    data, held = random_images(16, seed=5), random_images(8, seed=6)
+    train_gan(data, tiny_config(steps=4, eval_every=2, augment="real_only"), heldout=held,
+              progress=False, n_monitor=8, augment_fn=own_T)
+    assert calls["train"] >= 4 and calls["monitor"] > 0, calls

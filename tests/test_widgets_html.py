@@ -25,6 +25,17 @@ def _images(n=12, size=32, seed=0):
     return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(seed)) * 2 - 1
 
 
+def _width_sliders():
+    from course_lib.compress.supernet import SuperMobileResnetGenerator
+    from course_lib.models.cyclegan import ResnetGenerator
+    from course_lib.widgets.supernet import WidthSliders
+
+    torch.manual_seed(0)
+    supernet = SuperMobileResnetGenerator(3, 3, 4, 3).eval()
+    teacher = ResnetGenerator(ngf=4, n_blocks=3).eval()
+    return WidthSliders(supernet, teacher, _images(2, size=16), repeats=2)
+
+
 @pytest.fixture(scope="module")
 def widgets():
     recording = load_recording("ci")
@@ -40,6 +51,7 @@ def widgets():
         "rerun_panel": rerun_panel(lambda way, seed: (_images(4), {"fd": 1.0}), ways=("baseline",)),
         "leak_lab": leak_lab(lambda strategy, callback: None, _images(8)),              # not run yet
         "compression_explorer": _compression_explorer(G),
+        "width_sliders": _width_sliders(),
     }
 
 

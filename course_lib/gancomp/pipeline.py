@@ -65,6 +65,24 @@ REPORT_KEYS = ("teacher_macs", "student_macs", "mac_reduction", "teacher_params"
                "fid_student", "fid_uniform_quarter", "student_config", "feature_extractor",
                "data_source", "preset")
 OFFICIAL_TEACHER = "cyclegan-horse2zebra-pretrained"
+# What --teacher PATH may hold: the layouts whose layers distillation hooks by name.
+TEACHER_CLASSES = ("ResnetGenerator", "MobileResnetGenerator")
+
+
+def report_verdicts(fd_per_seed: dict, fid_student: float) -> dict:
+    """The report's verdicts, through :func:`course_lib.recording.verdict` (FD, lower is
+    better), from its per-seed FDs: one searched student has no seed spread, so against the
+    0.25x seeds its verdict is "inconclusive" whatever the numbers. Recomputed when a
+    recording is read (:class:`course_lib.gancomp.record.NotebookRecording`), so a recording
+    made with older verdict rules shows today's."""
+    from course_lib.recording import verdict
+    v_student = verdict(fd_per_seed["quarter"], [fid_student])
+    return {"verdict_student_vs_quarter": str(v_student),
+            "verdict_student_vs_quarter_word": v_student.word,
+            "verdict_distilled_vs_undistilled": verdict(fd_per_seed["undistilled"],
+                                                        fd_per_seed["distilled"]).word,
+            "verdict_distilled_vs_quarter": verdict(fd_per_seed["quarter"],
+                                                    fd_per_seed["distilled"]).word}
 
 
 def settings_for(preset: str | Preset | None = None) -> GanCompSettings:
@@ -181,6 +199,11 @@ def _teacher_from_path(path: Path) -> Teacher:
         return Teacher(model, model_spec(ResnetGenerator, input_nc=3, output_nc=3, ngf=64, n_blocks=9),
                        str(path))
     role = "G_A" if "G_A" in spec["models"] else spec.get("sample_role")
+    kind = (spec["models"].get(role) or {}).get("class")
+    if kind not in TEACHER_CLASSES:
+        raise ValueError(f"--teacher {path}: its generator ({role}) is a {kind}, not a CycleGAN "
+                         f"image-to-image generator ({' or '.join(TEACHER_CLASSES)}); pass a "
+                         f"train-cyclegan checkpoint, the authors' horse2zebra.pth, or 'zoo'")
     model = load_model(path, role)
     return Teacher(model, spec["models"][role], f"{path} ({role})")
 
@@ -379,6 +402,15 @@ def compress_cyclegan(*, teacher: str = "zoo", budget_macs: float | None = None,
     started = time.perf_counter()
     if budget_macs is not None and (not math.isfinite(budget_macs) or budget_macs <= 0):
         raise ValueError(f"--budget-macs must be a positive number of MACs (e.g. 3e9), got {budget_macs}")
+    if budget_macs is not None:
+        # Before hours of training: no subnet of this preset's supernet is cheaper than this.
+        probe = SuperMobileResnetGenerator(input_nc=3, output_nc=3, ngf=s.teacher_ngf,
+                                           n_blocks=s.teacher_blocks)
+        smallest = config_macs(probe, INPUT_256)(probe.smallest)
+        if budget_macs < smallest:
+            raise ValueError(f"--budget-macs {budget_macs:.3g} is below the smallest subnet of the "
+                             f"{preset.name} preset's supernet ({smallest:,} MACs at 1x3x256x256): "
+                             f"pass {smallest:.3g} or more")
     d = load_data(data, s)
     say(f"data: {d.source}")
     t = get_teacher(teacher, preset, d, data, progress, device)
@@ -439,10 +471,6 @@ def compress_cyclegan(*, teacher: str = "zoo", budget_macs: float | None = None,
             row["params"] = count_params(pareto_models[key])
             row["fd_test"] = _fd(test_ref, pareto_models[key], eval_a)
 
-    from course_lib.recording import verdict
-    v_student = verdict(fd["quarter"], [fd["student"]], min_seeds=1)
-    v_distill = verdict(fd["undistilled"], fd["distilled"])
-    v_quarter = verdict(fd["quarter"], fd["distilled"])
     report = {
         "teacher_macs": teacher_macs, "student_macs": macs["student"],
         "mac_reduction": teacher_macs / macs["student"],
@@ -466,9 +494,7 @@ def compress_cyclegan(*, teacher: str = "zoo", budget_macs: float | None = None,
         "load_average": lat["teacher"].load_average,
         "fid_student_vs_teacher": fd["student"] / fd["teacher"] - 1,
         "fd_per_seed": {m: fd[m] for m in MODELS},
-        "verdict_student_vs_quarter": str(v_student), "verdict_student_vs_quarter_word": v_student.word,
-        "verdict_distilled_vs_undistilled": v_distill.word,
-        "verdict_distilled_vs_quarter": v_quarter.word,
+        **report_verdicts({m: fd[m] for m in MODELS}, fd["student"]),
         "macs_torchprofile": tp,
         "macs_agreement": {k: macs[k] / tp[k] - 1 for k in tp},
         "export_max_abs_diff": export_diff,

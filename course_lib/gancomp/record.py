@@ -88,7 +88,10 @@ class NotebookRecording:
 
     @property
     def report(self) -> dict:
-        return self.recording.meta["report"]
+        """The recorded report, its verdicts recomputed from its per-seed FDs."""
+        from course_lib.gancomp.pipeline import report_verdicts
+        rep = self.recording.meta["report"]
+        return {**rep, **report_verdicts(rep["fd_per_seed"], rep["fid_student"])}
 
     @property
     def settings(self) -> dict:
@@ -97,6 +100,12 @@ class NotebookRecording:
     @property
     def directory(self) -> Path:
         return recording_dir(self.recording.preset)
+
+    @property
+    def label(self) -> str:
+        """For table captions and plot titles: "ci stand-in recording" when it stands in,
+        else e.g. "class recording"."""
+        return f"{self.recording.preset} {'stand-in ' if self.stand_in else ''}recording"
 
     def banner(self) -> str:
         """HTML: amber "Stand-in recording" when it stands in, else a plain note."""
@@ -173,11 +182,13 @@ def main(argv=None) -> int:
     parser.add_argument("--work", default="build/runs", help="where report.json etc. go")
     parser.add_argument("--out", default=None, help="recording folder (default course_lib/recorded/<preset>)")
     args = parser.parse_args(argv)
+    from course_lib.engine.outdir import check_out_dir
     from course_lib.gancomp.pipeline import compress_cyclegan
     try:
-        compress_cyclegan(preset=args.preset, data=args.data,
-                          out=Path(args.work) / f"gancomp-{args.preset}",
-                          recording_dir=args.out or recording_dir(args.preset))
+        # Both folders are checked before hours of training, not when they are written.
+        work = check_out_dir(Path(args.work) / f"gancomp-{args.preset}", flag="--work")
+        out = check_out_dir(args.out or recording_dir(args.preset), flag="--out")
+        compress_cyclegan(preset=args.preset, data=args.data, out=work, recording_dir=out)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

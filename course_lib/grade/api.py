@@ -13,8 +13,10 @@ act on, or returns a fraction for partial credit (see :mod:`course_lib.grade.jud
 The same check runs in ``self_check`` (the notebook's kernel) and in the grader (through
 the sandboxed worker); see AUTHORING.md for how to write one.
 
-``reference`` names course_lib's own implementation(s) of the exercise: calling them from
-the answer trips a wire and earns no points (a deterrent; see :mod:`.calling`).
+``reference`` names course_lib's own implementation(s) of the exercise, and any function
+of an installed package that computes the answer outright (``"torchprofile.profile_macs"``
+for a MAC count): calling them from the answer trips a wire and earns no points (a
+deterrent; see :mod:`.calling`).
 ``provides`` maps names the exercise cell may use without defining (because the grader
 runs each exercise on its own) to trusted course_lib functions, ``"module.attr"``.
 
@@ -52,7 +54,7 @@ class Exercise:
     points: float
     timeout: float     # seconds of the student's code: setup + the exercise cell + the calls
     check: Callable    # check(student) -> None | bool | fraction | (fraction, why)
-    reference: tuple[str, ...] = ()              # "course_lib.module.function", tripwired
+    reference: tuple[str, ...] = ()              # "course_lib.module.function" (or a package's), tripwired
     provides: tuple = ()   # ((name, "course_lib.module.function"), ...)
 
 
@@ -63,7 +65,11 @@ def exercise(id: str, *, notebook: str, function: str, points: float = 1.0, time
              reference: str | tuple[str, ...] = (), provides: dict | None = None):
     """Register the decorated function as the check of exercise ``id``."""
     references = (reference,) if isinstance(reference, str) else tuple(reference)
-    for path in [*references, *(provides or {}).values()]:
+    for path in references:
+        if "." not in path.strip("."):
+            raise ValueError(f"{id}: reference {path!r} must name a function in a module, "
+                             f"e.g. 'course_lib.latent.slerp' or 'torchprofile.profile_macs'")
+    for path in (provides or {}).values():      # lent to the answer: course_lib's, trusted
         if not path.startswith("course_lib.") or "." not in path[len("course_lib."):]:
             raise ValueError(f"{id}: {path!r} must name a function of course_lib, "
                              f"e.g. 'course_lib.latent.slerp'")

@@ -38,8 +38,8 @@ raises :class:`Delegated`. Both derive from ``BaseException`` so that a check's
 them into the verdict.
 
 **The tripwire** is a deterrent, not a security boundary: while the student's function
-runs, the reference functions named by the exercise (``reference=`` in ``@exercise``)
-have their code swapped for one that records the call and raises. Calling them under any
+runs, the reference functions named by the exercise (``reference=`` in ``@exercise``:
+course_lib's, or a package's that computes the answer, e.g. torchprofile's) have their code swapped for one that records the call and raises. Calling them under any
 alias is caught; copying their source is not. The sandbox, not the tripwire, is what
 keeps student code away from the grader.
 """
@@ -182,13 +182,22 @@ _TRIPPED: list[str] = []
 def reference_used(name: str):
     """The body of a tripwire: remember, then stop the student's function."""
     _TRIPPED.append(name)
-    raise ReferenceUsed(f"{name} is course_lib's answer to this exercise; write your own")
+    raise ReferenceUsed(f"{name} computes this exercise's answer; write your own")
 
 
 def _resolve(path: str):
-    module_name, _, attr = path.rpartition(".")
-    module = importlib.import_module(module_name)
-    return module, attr, getattr(module, attr)
+    """(owner, attribute name, target) of a function, or of a method named through its
+    class ("course_lib.compress.supernet.SuperConv2d.forward")."""
+    parts = path.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        try:
+            owner = importlib.import_module(".".join(parts[:i]))
+        except ModuleNotFoundError:
+            continue
+        for name in parts[i:-1]:
+            owner = getattr(owner, name)
+        return owner, parts[-1], getattr(owner, parts[-1])
+    raise ModuleNotFoundError(f"no module in {path!r}")
 
 
 class Tripwires:

@@ -46,7 +46,8 @@ def timeout_message(seconds: float) -> str:
 
 def delegation_message(function: str, name: str) -> str:
     short = name.rpartition(".")[2]
-    return (f"{function} calls course_lib's own {short} ({name}): write it yourself — an answer "
+    whose = "course_lib's own" if name.startswith("course_lib.") else "the ready-made"
+    return (f"{function} calls {whose} {short} ({name}): write it yourself — an answer "
             f"that hands the work to the reference earns no points")
 
 

@@ -48,6 +48,21 @@ from course_lib.presets import Preset
 DATA_CHOICES = ("embedded", "horse2zebra")
 
 
+def check_run_settings(cfg) -> None:
+    """What every image-to-image run's config must hold (:class:`CycleGANConfig`,
+    :class:`course_lib.tasks.distill.DistillConfig`): positive ``steps`` and ``batch_size``,
+    ``decay_start`` a share of the run, ``image_size`` a multiple of 4 (the generators
+    downsample twice). Raises ``ValueError`` naming the setting."""
+    if cfg.steps < 1 or cfg.batch_size < 1:
+        raise ValueError(f"steps and batch_size must be positive, got {cfg.steps} and "
+                         f"{cfg.batch_size}")
+    if not 0 <= cfg.decay_start <= 1:
+        raise ValueError(f"decay_start is a share of the run, in [0, 1]; got {cfg.decay_start}")
+    if cfg.image_size % 4:
+        raise ValueError(f"image_size must be a multiple of 4 (two downsamplings), got "
+                         f"{cfg.image_size}")
+
+
 @dataclass
 class CycleGANConfig:
     """Everything that defines a CycleGAN run (saved in every checkpoint)."""
@@ -70,14 +85,7 @@ class CycleGANConfig:
     checkpoint_every: int = 0
 
     def __post_init__(self):
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError(f"steps and batch_size must be positive, got {self.steps} and "
-                             f"{self.batch_size}")
-        if not 0 <= self.decay_start <= 1:
-            raise ValueError(f"decay_start is a share of the run, in [0, 1]; got {self.decay_start}")
-        if self.image_size % 4:
-            raise ValueError(f"image_size must be a multiple of 4 (two downsamplings), got "
-                             f"{self.image_size}")
+        check_run_settings(self)
         smallest = 3 * 2 ** self.n_layers_d      # the PatchGAN's last maps need 2x2 or more
         if self.image_size < smallest:
             raise ValueError(f"image_size {self.image_size} is too small for a PatchGAN of "

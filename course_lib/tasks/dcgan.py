@@ -321,6 +321,8 @@ class DCGANTask(Task):
         real, z = batch
         G, D, c = models["G"], models["D"], self.cfg
         if self.step_fn is not None:   # it zeroes, backpropagates and steps by itself
+            # Its logits stay inside it: nothing is tallied, so the monitor's acc_train and
+            # r_t are the snapshot's, and say so (acc_train_tallied = 0).
             out = self.step_fn(G, D, optimizers["G"], optimizers["D"], real, z)
             return {key: torch.as_tensor(float(out[key])) for key in ("loss_d", "loss_g")}
         with ctx.autocast():
@@ -353,8 +355,11 @@ class DCGANTask(Task):
         held = None if self.monitor_heldout is None else self.monitor_heldout.to(device)
         # The strategy's augmentation as in D's step, from a generator of its own (the same
         # draws at every evaluation; the training streams are not touched).
-        c, gen = self.cfg, torch.Generator().manual_seed(4321)
-        T = lambda x: diff_augment(x, c.policy, generator=gen)  # noqa: E731
+        c, gen, own = self.cfg, torch.Generator().manual_seed(4321), self.augment_fn
+        if own is not None:             # the learner's own T, as in D's step
+            T = lambda x: own(x, generator=gen)  # noqa: E731
+        else:
+            T = lambda x: diff_augment(x, c.policy, generator=gen)  # noqa: E731
         real_t = T if c.augment in ("real_only", "d_step_only", "diffaugment") else None
         fake_t = T if c.augment in ("d_step_only", "diffaugment") else None
         figures = evaluate_discriminator(D, self.monitor_reals.to(device), held, fakes.to(device),

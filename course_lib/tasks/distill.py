@@ -42,8 +42,8 @@ from course_lib.engine.loop import Run, StepContext, Task, fit
 from course_lib.metrics import Reference
 from course_lib.models.cyclegan import NLayerDiscriminator, init_weights
 from course_lib.models.registry import model_spec
-from course_lib.tasks.cyclegan import (CycleGANConfig, CycleGANTask, lr_factor, translate,
-                                      unpaired_batch)
+from course_lib.tasks.cyclegan import (CycleGANConfig, CycleGANTask, check_run_settings,
+                                      lr_factor, translate, unpaired_batch)
 
 
 @dataclass
@@ -67,13 +67,9 @@ class DistillConfig:
     checkpoint_every: int = 0
 
     def __post_init__(self):
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError(f"steps and batch_size must be positive, got {self.steps} and "
-                             f"{self.batch_size}")
+        check_run_settings(self)
         if self.sampling not in SAMPLING:
             raise ValueError(f"unknown sampling {self.sampling!r}; choose one of {', '.join(SAMPLING)}")
-        if self.image_size % 4:
-            raise ValueError(f"image_size must be a multiple of 4, got {self.image_size}")
 
     @property
     def weights(self) -> DistillWeights:

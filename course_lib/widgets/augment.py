@@ -10,8 +10,8 @@ from the pure functions below, which the tests call directly:
 - :func:`policy_string`, :func:`augmented_grid`: the augmentation explorer;
 - :func:`summarize`, :func:`headline_figures`: means and spreads over seeds of a recording;
 - :func:`plot_strategies`, :func:`plot_fd_vs_fraction`, :func:`plot_gap`: its figures;
-- :func:`leak_indicators`: how much of T's look (grey squares, grey borders, colour casts)
-  a set of images carries;
+- :func:`leak_indicators` (from :mod:`course_lib.diffaugment`): how much of T's look (grey
+  squares, grey borders, colour casts) a set of images carries;
 - :func:`measure_augment_overhead` (from :mod:`course_lib.augment_cost`): DiffAugment's
   share of a training step, measured on this machine; :func:`saved_benchmark`: the last
   full run of ``benchmarks/bench_diffaugment.py``.
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from course_lib.augment_cost import measure_augment_overhead
-from course_lib.diffaugment import POLICIES, diff_augment
+from course_lib.diffaugment import POLICIES, diff_augment, leak_indicators
 from course_lib.plotting import image_grid
 from course_lib.recording import Summary
 from course_lib.report import build_dir
@@ -372,30 +372,6 @@ def plot_fd_over_training(recording, fraction: float = 0.1, labels: dict | None 
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
     return ax
-
-
-# --- does a set of images look augmented? --------------------------------------------------
-
-def leak_indicators(images: torch.Tensor, flat: float = 0.08, patch: int = 4) -> dict:
-    """How much of T's look a set of images [N, 3, H, W] in [-1, 1] carries.
-
-    - ``grey_patches``: share of ``patch`` x ``patch`` blocks that are flat grey (every
-      value within ``flat`` of 0) — what cutout's zeroed square looks like;
-    - ``grey_border``: share of border pixels (the outer 2 rows and columns) within
-      ``flat`` of 0, minus the same share inside — translation's zero-filled edges;
-    - ``cast_spread``: standard deviation over images of their mean colour (per channel,
-      then averaged) — brightness and saturation draws give each image its own cast.
-    """
-    x = images.detach().float()
-    grey = (x.abs() <= flat).all(1).float()                                   # [N, H, W]
-    blocks = torch.nn.functional.avg_pool2d(grey[:, None], patch, stride=patch)
-    border = torch.zeros_like(grey[0], dtype=torch.bool)
-    border[:2], border[-2:], border[:, :2], border[:, -2:] = True, True, True, True
-    return {
-        "grey_patches": float((blocks == 1).float().mean()),
-        "grey_border": float(grey[:, border].mean() - grey[:, ~border].mean()),
-        "cast_spread": float(x.mean((2, 3)).std(0).mean()),
-    }
 
 
 # --- DiffAugment's cost ---------------------------------------------------------------

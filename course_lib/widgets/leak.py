@@ -6,7 +6,7 @@ the four ways, and watch its samples as it trains.
 
 ``train_fn`` trains (e.g. ``train.train_gan(..., augment_fn=your_T, callback=callback)``)
 and calls ``callback(step, history, result)`` after every evaluation; the lab redraws the
-samples and measures them with :func:`course_lib.widgets.augment.leak_indicators` next to
+samples and measures them with :func:`course_lib.diffaugment.leak_indicators` next to
 the real images, so "grey squares and borders" is a number as well as a look.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from course_lib.plotting import image_grid
-from course_lib.widgets.augment import leak_indicators
+from course_lib.diffaugment import leak_indicators
 from course_lib.widgets.core import CourseWidget, display_scale, png_bytes
 
 LEAK_STRATEGIES = ("real_only", "d_step_only", "diffaugment", "none")

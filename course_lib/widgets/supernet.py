@@ -47,7 +47,8 @@ def subnet_figures(supernet, teacher, images: torch.Tensor, config, *, threads: 
 
 class WidthSliders(CourseWidget):
     """8 sliders (one per config position) over ``supernet``; ``state`` is the last
-    :class:`SubnetFigures`. Latency is measured on every change (a second or two)."""
+    :class:`SubnetFigures`. Latency is measured on every change (a second or two).
+    Display the object itself: an exported page then shows the teacher/subnet image."""
 
     def __init__(self, supernet, teacher, images: torch.Tensor, *, threads: int = 1, repeats: int = 3):
         import ipywidgets as w
@@ -80,3 +81,10 @@ class WidthSliders(CourseWidget):
         grid = image_grid(torch.cat([self.teacher_out, f.output]), nrow=len(self.images))
         self.output.value = png_bytes(grid, scale=2)
         return f
+
+    def __repr__(self):
+        f = self.state
+        if f is None:
+            return "WidthSliders()"
+        return (f"WidthSliders({'_'.join(map(str, f.config))}: {f.macs / 1e9:.3f}G MACs, "
+                f"{f.latency_ms:.1f} ms vs the teacher's {f.teacher_latency_ms:.1f} ms)")

@@ -67,7 +67,9 @@ def _quantize(student, w: torch.Tensor, bits: int, clip=None) -> torch.Tensor:
 
 
 @exercise("ex9.1", notebook=NOTEBOOK, function="linear_quantize", points=2, timeout=60,
-          reference="course_lib.compress.quantize.linear_quantize")
+          reference=("course_lib.compress.quantize.linear_quantize",
+                     "course_lib.compress.quantize.fake_quantize",
+                     "course_lib.compress.quantize.quantization_params"))
 def check_linear_quantize(student):
     # 3 bits: q_max = 3. max|w| = 1.5, so the step is 0.5 and w / step is
     # [-3, -1.6, -0.2, 0.4, 0.9, 3] -> rounded [-3, -2, 0, 0, 1, 3].
@@ -215,7 +217,9 @@ def _real_ball_recall(real, fake, k):
 
 
 @exercise("ex9.3", notebook=NOTEBOOK, function="precision_recall", points=3, timeout=60,
-          reference=("course_lib.metrics.prdc.precision_recall", "course_lib.metrics.precision_recall"))
+          reference=("course_lib.metrics.prdc.precision_recall", "course_lib.metrics.precision_recall",
+                     "course_lib.metrics.prdc.knn_radii", "course_lib.metrics.prdc._ball_counts",
+                     "course_lib.metrics.prdc._covered"))
 def check_precision_recall(student):
     # Points on a line, k = 1. Real radii (distance to the nearest other real): 1, 1, 1, 1, 7.
     # Every fake is inside a real ball (14 is 4 from 10, whose radius is 7): precision 1.
