@@ -48,6 +48,14 @@ from course_lib.presets import Preset
 DATA_CHOICES = ("embedded", "horse2zebra")
 
 
+def check_domains(a: torch.Tensor, b: torch.Tensor, image_size: int) -> None:
+    """Refuse domains A and B that are not images [N, 3, image_size, image_size]."""
+    for name, x in (("A", a), ("B", b)):
+        if x.dim() != 4 or x.shape[1] != 3 or x.shape[-1] != image_size:
+            raise ValueError(f"domain {name} must be images [N, 3, {image_size}, "
+                             f"{image_size}], got {tuple(x.shape)}")
+
+
 def check_run_settings(cfg) -> None:
     """What every image-to-image run's config must hold (:class:`CycleGANConfig`,
     :class:`course_lib.tasks.distill.DistillConfig`): positive ``steps`` and ``batch_size``,
@@ -255,10 +263,7 @@ class CycleGANTask(Task):
     def __init__(self, config: CycleGANConfig, a: torch.Tensor, b: torch.Tensor, *,
                  eval_a: torch.Tensor | None = None, reference: Reference | None = None,
                  data_source: str = ""):
-        for name, x in (("A", a), ("B", b)):
-            if x.dim() != 4 or x.shape[1] != 3 or x.shape[-1] != config.image_size:
-                raise ValueError(f"domain {name} must be images [N, 3, {config.image_size}, "
-                                 f"{config.image_size}], got {tuple(x.shape)}")
+        check_domains(a, b, config.image_size)
         self.cfg, self.seed = config, config.seed
         self.a, self.b = a, b
         self.eval_a, self.reference = eval_a, reference

@@ -42,8 +42,8 @@ from course_lib.engine.loop import Run, StepContext, Task, fit
 from course_lib.metrics import Reference
 from course_lib.models.cyclegan import NLayerDiscriminator, init_weights
 from course_lib.models.registry import model_spec
-from course_lib.tasks.cyclegan import (CycleGANConfig, CycleGANTask, check_run_settings,
-                                      lr_factor, translate, unpaired_batch)
+from course_lib.tasks.cyclegan import (CycleGANConfig, CycleGANTask, check_domains,
+                                      check_run_settings, lr_factor, translate, unpaired_batch)
 
 
 @dataclass
@@ -95,10 +95,7 @@ class DistillTask(Task):
                  student_spec: dict, a: torch.Tensor, b: torch.Tensor, *,
                  eval_a: torch.Tensor | None = None, reference: Reference | None = None,
                  data_source: str = ""):
-        for name, x in (("A", a), ("B", b)):
-            if x.dim() != 4 or x.shape[1] != 3 or x.shape[-1] != config.image_size:
-                raise ValueError(f"domain {name} must be images [N, 3, {config.image_size}, "
-                                 f"{config.image_size}], got {tuple(x.shape)}")
+        check_domains(a, b, config.image_size)
         self.cfg, self.seed = config, config.seed
         self.teacher_spec, self.teacher_state, self.student_spec = teacher_spec, teacher_state, student_spec
         self.a, self.b = a, b
