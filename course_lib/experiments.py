@@ -121,40 +121,63 @@ def cifar_run(fraction: float, augment: str, seed: int = 0, preset: str | Preset
 
 def recording_plan(preset: Preset, strategies_at_10pct=("real_only", "d_step_only")) -> list[tuple]:
     """(fraction, strategy, seed) of every recorded run, the most important first."""
-    plan = [(0.1, a, s) for s in range(preset.cifar.n_seeds) for a in ("none", "diffaugment")]
+    seeds = range(preset.cifar.n_seeds)
+    plan = [(0.1, a, s) for s in seeds for a in ("none", "diffaugment")]
     plan += [(0.1, a, 0) for a in strategies_at_10pct if a not in ("none", "diffaugment")]
-    plan += [(f, a, 0) for f in FRACTIONS if f != 0.1 for a in ("none", "diffaugment")]
+    plan += [(f, a, s) for f in FRACTIONS if f != 0.1 for s in seeds for a in ("none", "diffaugment")]
     return plan
 
 
 def record(preset: str | Preset = "class", out_dir: str | Path | None = None, n_samples: int = 16,
-           strategies_at_10pct=("none", "real_only", "d_step_only", "diffaugment")) -> Path:
+           strategies_at_10pct=("none", "real_only", "d_step_only", "diffaugment"),
+           keep_recorded: bool = False, cached_only: bool = False,
+           part: str | None = None) -> Path:
     """Run the comparison grid and save its curves and samples to ``out_dir``.
 
-    The grid: fractions {100%, 20%, 10%} x {none, diffaugment}, with ``preset.cifar.n_seeds``
-    seeds at 10% (where the comparison is closest and matters most) and seed 0 elsewhere,
-    plus the two failing strategies at 10% (seed 0). Writes ``runs.json`` (configs,
-    histories, final figures) and ``samples.npz`` (uint8 [n_samples, 3, H, W] of each
-    run's fixed latents at the end), through :func:`course_lib.recording.record_runs`.
+    The grid: fractions {100%, 20%, 10%} x {none, diffaugment} x ``preset.cifar.n_seeds``
+    seeds (every printed verdict compares seeds), plus the two failing strategies at 10%
+    (seed 0). Writes ``runs.json`` (configs, histories, final figures) and ``samples.npz``
+    (uint8 [n_samples, 3, H, W] of each run's fixed latents at the end), through
+    :func:`course_lib.recording.record_runs`.
+
+    keep_recorded: keep the runs the recording in ``out_dir`` (default: the shipped one)
+    already holds and train only the missing ones. ``cached_only`` and ``part`` work as in
+    :func:`record_monitor`.
     """
     from course_lib.data import cifar10
 
     preset = get_preset(preset)
     reference = cifar_reference(preset)
+    keep = None
+    if keep_recorded and (recording.recording_dir(preset.name, out_dir) / "runs.json").exists():
+        keep = load_recording(preset.name, out_dir)
     plan = [{"fraction": f, "augment": a, "seed": s}
             for f, a, s in recording_plan(preset, strategies_at_10pct)]
+    if keep is not None:
+        recorded = {r["key"] for r in keep.runs}
+        todo = [c for c in plan if recording.TRACKS["cifar"].key(c) not in recorded]
+    else:
+        todo = plan
 
     def train(fraction, augment, seed):
-        return cifar_run(fraction, augment, seed, preset, reference=reference)
+        return cifar_run(fraction, augment, seed, preset, reference=reference,
+                         cached_only=cached_only)
+
+    if part:
+        for cell in _part(todo, part):
+            train(**cell)
+        if not out_dir:
+            return RECORDED_DIR / preset.name
 
     def describe(run, final):
         return (f"{run['key']}: fd {final.get('fd', float('nan')):.2f}, "
                 f"gap {final.get('gap', float('nan')):.3f}")
 
+    meta = {"monitor_retired": keep.meta["monitor_retired"]} if keep and "monitor_retired" in keep.meta else {}
     rec = record_runs("cifar", plan, train, preset=preset.name,
                       feature_extractor=reference.label,
                       data_source=cifar10(split="test").source, out_dir=out_dir,
-                      n_samples=n_samples, describe=describe)
+                      n_samples=n_samples, describe=describe, keep=keep, meta=meta)
     return Path(out_dir) if out_dir else RECORDED_DIR / rec.preset
 
 
@@ -284,13 +307,16 @@ def main(argv=None) -> int:
     parser.add_argument("--monitor", action="store_true",
                         help="record D's monitor at the notebooks' run length (monitor_runs.json)")
     parser.add_argument("--cached-only", action="store_true",
-                        help="with --monitor: train nothing, assemble from the cached runs")
+                        help="train nothing, assemble from the cached runs")
+    parser.add_argument("--keep-recorded", action="store_true",
+                        help="without --monitor: keep the runs the comparison recording already "
+                             "holds and train only the missing ones")
     parser.add_argument("--cell", nargs=3, default=None, metavar=("FRACTION", "AUGMENT", "SEED"),
                         help="with --monitor: train this one run only (a class jigsaw: hand in "
                              "the zoo entry it prints; see course_lib.pool)")
     parser.add_argument("--part", default=None, metavar="K/N", type=part_spec,
-                        help="with --monitor: train every N-th run from the K-th (no recording "
-                             "written unless --out is given)")
+                        help="train every N-th run (still to train) from the K-th; no "
+                             "recording written unless --out is given")
     try:
         args = parser.parse_args(argv)
         if args.cell:
@@ -314,7 +340,10 @@ def main(argv=None) -> int:
         where = record_monitor(args.preset, args.out, cached_only=args.cached_only, part=args.part)
         print(f"monitor runs in {where}")
         return 0
-    print(f"recorded runs written to {record(args.preset, args.out)}")
+    where = record(args.preset, args.out, keep_recorded=args.keep_recorded,
+                   cached_only=args.cached_only, part=args.part)
+    print(f"recorded runs {'trained into the zoo' if args.part and not args.out else 'written to'} "
+          f"{where}")
     return 0
 
 

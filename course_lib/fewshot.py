@@ -45,7 +45,8 @@ from course_lib.metrics import Reference, feature_stats, frechet_distance, kid
 from course_lib.metrics.prdc import density_coverage, precision_recall
 from course_lib.models.dcgan import SIZES
 from course_lib.presets import FewShotSettings, Preset, get_preset
-from course_lib.recording import RECORDED_DIR, Recording, record_runs
+from course_lib.fileio import atomic_torch_save, load_checkpoint
+from course_lib.recording import RECORDED_DIR, Recording, record_runs, to_fp16, to_fp32
 from course_lib.train import (TrainConfig, TrainResult, fixed_latents, generate, images_of,
                               train_gan)
 
@@ -60,7 +61,10 @@ DEFAULT_SET = "100-shot-obama"
 # Bump when the training of these runs changes, so their zoo entries are retrained.
 # Bump when these runs' training or evaluation changes, so their zoo entries are remade.
 # 2: precision, recall, density and coverage at every evaluation; D's monitor as it trains.
-RECIPE = 2
+# 3: the pretrained model is tracked (FD every tenth of its run), trained to convergence,
+#    and its weights go through fp16 (it is shipped).
+RECIPE = 3
+PRETRAINED_FILE = "fewshot_pretrained.pt"
 
 __all__ = ["WAYS", "WAY_LABELS", "DEFAULT_SET", "FewShotSettings", "settings_for", "fewshot_data",
            "pretrain_data", "images_of", "fingerprint", "training_set_reference", "evaluate",
@@ -141,29 +145,66 @@ def fewshot_eval_fn(reference: Reference, n_samples: int):
 def pretrain_config(s: FewShotSettings, seed: int = 0) -> TrainConfig:
     return TrainConfig(steps=s.pretrain_steps, batch_size=s.batch_size, image_size=s.image_size,
                        ngf=s.width, ndf=s.width, lr_g=s.lr_g, lr_d=s.lr_d, loss=s.loss,
-                       augment="none", ema=s.ema, seed=seed, eval_every=0)
+                       augment="none", ema=s.ema, seed=seed,
+                       eval_every=max(1, s.pretrain_steps // 10))
+
+
+def _pretrain_described(s: FewShotSettings, data_source: str) -> dict:
+    """What the pretrained model is: its zoo configuration and the shipped file's label."""
+    return {**pretrain_config(s).as_dict(), "data": data_source, "recipe": RECIPE}
+
+
+def shipped_pretrained_path(preset: str) -> Path:
+    """Where a recording ships its pretrained model: ``recorded/<preset>/fewshot_pretrained.pt``."""
+    return RECORDED_DIR / preset / PRETRAINED_FILE
 
 
 def pretrained_model(preset: str | Preset | None = None, settings: FewShotSettings | None = None,
                      progress: bool = True) -> TrainResult:
-    """The G/D pair the fine-tuning runs start from: trained on :func:`pretrain_data`
-    for ``settings.pretrain_steps`` steps, or loaded from the zoo."""
+    """The G/D pair the fine-tuning runs start from: trained on :func:`pretrain_data` for
+    ``settings.pretrain_steps`` steps, with its FD (and precision, recall, density,
+    coverage) against that set in ``history`` every tenth of the run, so that a notebook
+    can show it has converged.
+
+    It comes from the file the recording ships (``recorded/<preset>/fewshot_pretrained.pt``,
+    fp16) when that file describes this very model, else from the zoo, else it is trained.
+    Its weights go through fp16 whichever way it comes, so fine-tuning starts from the same
+    weights on every machine.
+    """
     preset = get_preset(preset)
     s = settings or settings_for(preset)
     config = pretrain_config(s)
+    data = pretrain_data(s.image_size)
+    described = _pretrain_described(s, data.source)
+    shipped = shipped_pretrained_path(preset.name)
+    if shipped.exists():
+        payload = load_checkpoint(shipped)
+        if payload.get("described") == described:
+            return TrainResult.from_payload(to_fp32(payload))
 
     def train(p: Preset, seed: int) -> dict:
-        data = pretrain_data(s.image_size)
+        images = images_of(data)
+        reference = training_set_reference(images)
         started = time.perf_counter()
-        result = train_gan(data, config, progress=progress, preset=p.name)
+        result = train_gan(images, config, eval_fn=fewshot_eval_fn(reference, s.n_eval),
+                           progress=progress, preset=p.name)
         payload = result.to_payload()
-        payload.update(n_train=len(data), seconds=round(time.perf_counter() - started, 1))
+        payload.update(feature_extractor=reference.label, n_train=len(images),
+                       data_source=data.source, seconds=round(time.perf_counter() - started, 1))
         return payload
 
     payload = zoo.load_or_train(f"dcgan-pretrain-cifar-{s.image_size}px", train, preset=preset,
-                                seed=0, config={**config.as_dict(), "data": "cifar10 train"},
-                                recipe=RECIPE)
-    return TrainResult.from_payload(payload)
+                                seed=0, config=described, recipe=RECIPE)
+    return TrainResult.from_payload(to_fp32(to_fp16(payload)))
+
+
+def ship_pretrained(model: TrainResult, settings: FewShotSettings, path: str | Path) -> Path:
+    """Write ``model`` (from :func:`pretrained_model`) in fp16 where
+    :func:`pretrained_model` looks for it."""
+    payload = {**model.to_payload(), "described": _pretrain_described(settings, model.data_source),
+               "feature_extractor": model.feature_extractor, "n_train": model.n_train,
+               "seconds": model.seconds}
+    return atomic_torch_save(to_fp16(payload), path)
 
 
 # --- one few-shot run --------------------------------------------------------------------
@@ -240,8 +281,13 @@ def record(preset: str | Preset = "class", out_dir: str | Path | None = None, n_
     images = images_of(data)
     reference = training_set_reference(images)
     pre = pretrained_model(preset, s)
-    pretrain = {"steps": s.pretrain_steps, "seconds": pre.seconds,
-                "data_source": pretrain_data(s.image_size).source,
+    out = recording.recording_dir(preset.name, out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ship_pretrained(pre, s, out / PRETRAINED_FILE)
+    pretrain = {"steps": s.pretrain_steps, "seconds": pre.seconds, "n_train": pre.n_train,
+                "data_source": pre.data_source,
+                "own_set": {k: pre.history[k] for k in ("eval_step", "fd", "recall", "coverage")
+                            if k in pre.history},
                 "final": evaluate(pre.G_eval, reference, s.n_eval)}
     plan = [{"way": way, "seed": seed} for way in ways for seed in range(s.n_seeds)]
 

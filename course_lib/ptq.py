@@ -312,14 +312,16 @@ def notebook07_models(preset: str | Preset | None = None):
     compressed student (fp32, eval) when the GAN Compression recording of ``preset`` is
     shipped (``course_lib.gancomp.record``), else None; then the notebook uses
     :func:`cyclegan_pair`'s labelled stand-in (another preset's recording would measure
-    models of another size)."""
+    models of another size). ``image_size`` is 256, the size notebook 07 times them at
+    (the paper's; both are fully convolutional, whatever size they were trained at)."""
+    from course_lib.gancomp.pipeline import INPUT_256
     from course_lib.gancomp.record import has_recording, recorded_models
 
     preset = get_preset(preset)
     if not has_recording(preset.name):
         return None
     models = recorded_models(preset.name)
-    return models["teacher"], models["student"], preset.gancomp.image_size
+    return models["teacher"], models["student"], INPUT_256[-1]
 
 
 def compounding(teacher: nn.Module, student: nn.Module, images: torch.Tensor, repeats: int,

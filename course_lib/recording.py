@@ -18,7 +18,9 @@ by this library's own code and shipped in ``course_lib/recorded/<preset>/``.
 File layout (JSON + NumPy, no pickles): ``<prefix>runs.json`` holds the track, factors,
 preset, feature extractor, data source, the runs (key, factor values, seed, n_train,
 history, final figures, seconds) and track-specific extras; ``<prefix>samples.npz`` holds
-uint8 [n, 3, S, S] sample grids by run key.
+uint8 [n, 3, S, S] sample grids by run key. Weights a notebook needs live (a pretrained
+model, a teacher) are shipped beside them in fp16: :func:`to_fp16` before saving,
+:func:`to_fp32` after loading.
 """
 from __future__ import annotations
 
@@ -383,6 +385,27 @@ def load_recording(track: str, preset: str = "class",
                      meta["runs"], samples, {k: v for k, v in meta.items() if k not in known})
 
 
+# --- weights shipped with a recording -------------------------------------------------------------
+
+def to_fp16(obj):
+    """``obj`` (tensors in nested dicts and lists) with every floating-point tensor in fp16:
+    weights shipped in the package are half the size (the size rule: no file over 5 MB)."""
+    if isinstance(obj, dict):
+        return {k: to_fp16(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_fp16(v) for v in obj)
+    return obj.half() if torch.is_tensor(obj) and obj.is_floating_point() else obj
+
+
+def to_fp32(obj):
+    """The inverse of :func:`to_fp16`: every floating-point tensor back in fp32."""
+    if isinstance(obj, dict):
+        return {k: to_fp32(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_fp32(v) for v in obj)
+    return obj.float() if torch.is_tensor(obj) and obj.is_floating_point() else obj
+
+
 # --- the runner --------------------------------------------------------------------------------
 
 def thin_history(history: dict, every: int = 10) -> dict:
@@ -406,7 +429,8 @@ def grid_u8(images: torch.Tensor) -> np.ndarray:
 def record_runs(track: str, plan: Iterable[dict], train: Callable[..., object], *, preset: str,
                 feature_extractor: str, data_source: str, out_dir: str | os.PathLike | None = None,
                 n_samples: int = 16, meta: dict | None = None, extra_samples: dict | None = None,
-                describe: Callable[[dict, dict], str] | None = None) -> Recording:
+                describe: Callable[[dict, dict], str] | None = None,
+                keep: Recording | None = None) -> Recording:
     """Train (or load) every run of ``plan`` and write the recording; returns it.
 
     plan: dicts of the track's factor values and ``seed``; ``train(**cell)`` returns a
@@ -419,9 +443,21 @@ def record_runs(track: str, plan: Iterable[dict], train: Callable[..., object], 
     t = TRACKS[track]
     out = recording_dir(preset, out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    runs, samples, missing = [], {}, []
+    runs, samples, missing, kept = [], {}, [], []
+    if keep is not None and (keep.track, keep.preset, keep.feature_extractor) != (
+            track, preset, feature_extractor):
+        raise ValueError(f"cannot keep runs of the {keep.preset} {keep.track} recording measured "
+                         f"with {keep.feature_extractor!r} in a {preset} {track} recording "
+                         f"measured with {feature_extractor!r}: record it whole")
+    earlier = {r["key"]: r for r in keep.runs} if keep is not None else {}
     for cell in plan:
         key = t.key(cell)
+        if key in earlier:
+            runs.append(earlier[key])
+            samples[key] = keep.samples[key]
+            kept.append(key)
+            print(f"{key}: kept from the earlier recording")
+            continue
         try:
             result = train(**cell)
         except NotRecorded:
@@ -441,7 +477,7 @@ def record_runs(track: str, plan: Iterable[dict], train: Callable[..., object], 
         samples[name] = grid_u8(images)
     body = {"track": track, "factors": list(t.factors), "preset": preset,
             "feature_extractor": feature_extractor, "data_source": data_source, "runs": runs,
-            **(meta or {}), "missing": missing,
+            **(meta or {}), "missing": missing, **({"kept": kept} if kept else {}),
             "machine": {"torch_threads": torch.get_num_threads(),
                         "load_average": [round(x, 2) for x in os.getloadavg()]}}
     with atomic_path(out / f"{t.prefix}runs.json") as tmp:

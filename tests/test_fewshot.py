@@ -118,7 +118,7 @@ def test_settings_follow_the_preset():
     ci, cls = fewshot.settings_for("ci"), fewshot.settings_for("class")
     assert ci.image_size == 32 and cls.image_size == 64
     assert cls == get_preset("class").fewshot
-    assert (cls.steps, cls.pretrain_steps, cls.width, cls.n_seeds) == (400, 300, 16, 2)
+    assert (cls.steps, cls.pretrain_steps, cls.width, cls.n_seeds) == (800, 4000, 16, 3)
     assert fewshot.settings_for(with_overrides(get_preset("class"), fewshot={"steps": 40})).steps == 40
     assert fewshot.settings_for("class", lr_finetune=1e-3).lr_finetune == 1e-3
 
@@ -152,6 +152,27 @@ def test_a_fine_tuning_run_starts_from_the_cached_pretrained_model():
     again = fewshot.fewshot_run("finetune_diffaugment", 0, "ci", data=data, settings=s,
                                 progress=False)
     assert torch.equal(again.G.net[0].weight, result.G.net[0].weight)      # from the zoo
+
+
+def test_the_pretrained_model_is_tracked_and_ships_in_fp16(tmp_path, monkeypatch):
+    """Its FD against its own set is in its history (to show convergence); its weights go
+    through fp16 whichever way it comes; a shipped file that describes it is used without
+    training, and one that describes another model is not."""
+    s = tiny_settings(pretrain_steps=4)
+    pre = fewshot.pretrained_model("ci", s, progress=False)
+    assert pre.history["eval_step"] and len(pre.history["fd"]) == len(pre.history["eval_step"])
+    w = pre.G.net[0].weight
+    assert torch.equal(w, w.half().float())                  # fp16-representable
+    monkeypatch.setattr(fewshot, "RECORDED_DIR", tmp_path / "recorded")
+    fewshot.ship_pretrained(pre, s, fewshot.shipped_pretrained_path("ci"))
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "empty"))   # nothing to load from the zoo
+    shipped = fewshot.pretrained_model("ci", s, progress=False)
+    assert not (tmp_path / "empty").exists()                 # nothing trained, nothing cached
+    assert torch.equal(shipped.G.net[0].weight, w)
+    assert shipped.history["fd"] == pre.history["fd"] and shipped.history["eval_step"] == pre.history["eval_step"]
+    assert shipped.data_source == pre.data_source and shipped.n_train == pre.n_train
+    other = fewshot.pretrained_model("ci", dataclasses.replace(s, pretrain_steps=3), progress=False)
+    assert (tmp_path / "empty").exists() and other.config.steps == 3
 
 
 def test_training_set_reference_scores_the_training_set_best():

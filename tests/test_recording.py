@@ -146,3 +146,55 @@ def test_best_of_a_higher_is_better_figure_is_its_highest():
     assert rec.figures("a", key="coverage", which="best", lower_is_better=False) == [0.50, 0.55]
     v = rec.compare(("a",), ("b",), key="coverage", lower_is_better=False, which="best")
     assert (v.word, v.baseline.high, v.candidate.high) == ("worse", 0.55, 0.45)
+
+
+def test_a_recording_grows_by_its_missing_runs_only(tmp_path):
+    """``keep``: runs an earlier recording holds are kept as they are (not trained again);
+    only the others are trained."""
+    import torch
+
+    trained = []
+
+    class Result:
+        n_train, seconds = 4, 1.0
+
+        def __init__(self, fd):
+            self.history = {"step": [1], "eval_step": [1], "fd": [fd]}
+
+        def sample(self, n):
+            return torch.full((n, 3, 4, 4), 0.5)
+
+    def train(fraction, augment, seed):
+        trained.append(seed)
+        return Result(0.1 * (seed + 1))
+
+    def cells(seeds):
+        return [{"fraction": 0.1, "augment": "none", "seed": s} for s in seeds]
+
+    first = R.record_runs("monitor", cells([0]), train, preset="ci", feature_extractor="FD",
+                          data_source="test", out_dir=tmp_path / "a", n_samples=2)
+    trained.clear()
+    grown = R.record_runs("monitor", cells([0, 1, 2]), train, preset="ci", feature_extractor="FD",
+                          data_source="test", out_dir=tmp_path / "b", n_samples=2, keep=first)
+    assert trained == [1, 2]
+    assert grown.runs[0] == first.runs[0] and grown.meta["kept"] == ["dcgan-cifar-10pct-none-s0"]
+    assert (grown.samples["dcgan-cifar-10pct-none-s0"] == first.samples["dcgan-cifar-10pct-none-s0"]).all()
+    assert [r["final"]["fd"] for r in grown.runs] == pytest.approx([0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="record it whole"):
+        R.record_runs("monitor", cells([0]), train, preset="ci", feature_extractor="other",
+                      data_source="test", out_dir=tmp_path / "c", keep=first)
+
+
+def test_fp16_round_trip_halves_floats_only():
+    import torch
+
+    payload = {"models": {"G": {"w": torch.randn(3, 3), "n": torch.tensor(7)}},
+               "history": {"fd": [0.5]}, "spec": ("a", 1)}
+    half = R.to_fp16(payload)
+    assert half["models"]["G"]["w"].dtype == torch.float16
+    assert half["models"]["G"]["n"].dtype == torch.int64 and half["history"] == {"fd": [0.5]}
+    back = R.to_fp32(half)
+    assert back["models"]["G"]["w"].dtype == torch.float32
+    assert torch.allclose(back["models"]["G"]["w"], payload["models"]["G"]["w"], atol=2e-3)
+    assert not torch.equal(back["models"]["G"]["w"], payload["models"]["G"]["w"])
+    assert back["spec"] == ("a", 1)

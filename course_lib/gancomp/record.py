@@ -38,7 +38,7 @@ from course_lib.compress.supernet import export_subnet
 from course_lib.fileio import atomic_torch_save, load_checkpoint
 from course_lib.models.registry import build_model
 from course_lib.recording import (Recording, Track, load_recording, record_runs, recording_dir,
-                                  register_track, thin_history)
+                                  register_track, thin_history, to_fp16, to_fp32)
 
 TRACK = register_track(Track(
     "gancomp", ("model",), lambda r: f"{r['model']}-s{r['seed']}", "gancomp_",
@@ -47,8 +47,7 @@ WEIGHT_FILES = {"teacher": "gancomp_teacher.pt", "supernet": "gancomp_supernet.p
 
 
 def _fp16_file(model: nn.Module, spec: dict, path: Path) -> None:
-    state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
-    atomic_torch_save({"spec": spec, "state": state}, path)
+    atomic_torch_save({"spec": spec, "state": to_fp16(model.state_dict())}, path)
 
 
 def write_recording(directory, report: dict, runs: dict, supernet_run, teacher, show, student,
@@ -145,7 +144,7 @@ def notebook_recording(preset: str) -> NotebookRecording:
 def _load_fp16(path: Path) -> nn.Module:
     obj = load_checkpoint(path)
     model = build_model(obj["spec"])
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in obj["state"].items()})
+    model.load_state_dict(to_fp32(obj["state"]))
     return model.eval()
 
 
