@@ -1,5 +1,5 @@
-"""``train-gan`` and ``train-cyclegan`` under ``torchrun --nproc_per_node=2`` (gloo, CPU):
-both ranks end with identical weights, only rank 0 writes (one checkpoint, recording
+"""``train-gan``, ``train-cyclegan`` and ``compress-cyclegan`` under
+``torchrun --nproc_per_node=2`` (gloo, CPU): both ranks end with identical weights, only rank 0 writes (one checkpoint, recording
 world_size 2), a 2-rank run at the same global batch follows the 1-rank loss curve within
 the seed-to-seed noise, a run resumes with either world size, and more processes than
 images stop every rank with one line.
@@ -173,3 +173,22 @@ def test_more_processes_than_images_stops_every_rank_in_one_line(tmp_path, env):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 2 and all("2 processes but only 1 training images" in e for e in errors)
     assert not (out / "checkpoint.pt").exists()
+
+
+def test_compress_cyclegan_on_two_ranks(tmp_path, env):
+    """The whole GAN Compression pipeline under torchrun: the stages train data-parallel
+    (gloo), rank 0 alone searches, evaluates and writes one report, student and grid."""
+    out = tmp_path / "gc"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "course_lib", "compress-cyclegan", "--teacher", "zoo", "--preset", "ci",
+           "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 processes (gloo)" in proc.stdout + proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "grid.png", "report.json", "student.pt"]
+    report = json.loads((out / "report.json").read_text())
+    for key in ("teacher_macs", "student_macs", "mac_reduction", "latency_speedup", "fid_teacher",
+                "fid_student", "fid_uniform_quarter", "student_config", "preset"):
+        assert key in report, key
+    assert report["preset"] == "ci" and report["mac_reduction"] > 1
+    assert proc.stdout.count("report:") == 1          # one writer
