@@ -287,6 +287,18 @@ class Recording:
             return self.bests(*values, key=key, lower_is_better=lower_is_better)
         raise ValueError(f"which must be 'final' or 'best', got {which!r}")
 
+    def at_step(self, *values, key: str = "fd", step: int) -> list[float]:
+        """Per-seed ``key`` of a configuration at evaluation step ``step`` (e.g. the middle
+        of the runs, to compare with their end)."""
+        out = []
+        for run in self.select(*values):
+            steps = run["history"]["eval_step"]
+            if step not in steps:
+                raise KeyError(f"{run['key']} was not evaluated at step {step}; it was at "
+                               f"{steps[0]}, {steps[1] if len(steps) > 1 else ''}... {steps[-1]}")
+            out.append(float(run["history"][key][steps.index(step)]))
+        return out
+
     def summary(self, *values, key: str = "fd", which: str = "final") -> Summary:
         """Mean ± sd over seeds of the final (or best) ``key`` of configuration ``values``."""
         return summarize(self.figures(*values, key=key, which=which))

@@ -198,3 +198,14 @@ def test_fp16_round_trip_halves_floats_only():
     assert torch.allclose(back["models"]["G"]["w"], payload["models"]["G"]["w"], atol=2e-3)
     assert not torch.equal(back["models"]["G"]["w"], payload["models"]["G"]["w"])
     assert back["spec"] == ("a", 1)
+
+
+def test_figures_at_an_evaluation_step():
+    rec = R.Recording("fewshot", ("way",), "ci", "FD", "test", [
+        {"key": f"a-s{s}", "way": "a", "seed": s,
+         "history": {"eval_step": [4, 8], "fd": [0.1 * s, 1.0 + s]}, "final": {"fd": 1.0 + s}}
+        for s in (0, 1)], {})
+    assert rec.at_step("a", key="fd", step=4) == pytest.approx([0.0, 0.1])
+    assert rec.at_step("a", key="fd", step=8) == rec.finals("a", key="fd")
+    with pytest.raises(KeyError, match="not evaluated at step 5"):
+        rec.at_step("a", key="fd", step=5)
