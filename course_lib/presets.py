@@ -224,7 +224,7 @@ PRESETS: dict[str, Preset] = {
         # The course's DCGAN stops at 64x64; a paper-scale few-shot run needs StyleGAN2.
         fewshot=FewShotSettings(image_size=64, steps=20_000, pretrain_steps=100_000,
                                 batch_size=32, width=64, n_eval=5_000, eval_every=4_000,
-                                n_seeds=2, **_FEWSHOT_COMMON),
+                                n_seeds=3, **_FEWSHOT_COMMON),
         cyclegan=CycleGANSettings(image_size=256, steps=266_800, decay_start=0.5,
                                   batch_size=1, ngf=64, ndf=64, n_blocks=9, n_layers_d=3,
                                   eval_every=13_340, n_eval=120),
