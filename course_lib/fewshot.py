@@ -41,11 +41,11 @@ import numpy as np
 import torch
 
 from course_lib import recording, zoo
+from course_lib.fileio import atomic_torch_save, read_checkpoint
 from course_lib.metrics import Reference, feature_stats, frechet_distance, kid
 from course_lib.metrics.prdc import density_coverage, precision_recall
 from course_lib.models.dcgan import SIZES
 from course_lib.presets import FewShotSettings, Preset, get_preset
-from course_lib.fileio import atomic_torch_save, load_checkpoint
 from course_lib.recording import RECORDED_DIR, Recording, record_runs, to_fp16, to_fp32
 from course_lib.train import (TrainConfig, TrainResult, fixed_latents, generate, images_of,
                               train_gan)
@@ -58,7 +58,6 @@ WAY_LABELS = {
     "finetune_diffaugment": "fine-tune + DiffAugment",
 }
 DEFAULT_SET = "100-shot-obama"
-# Bump when the training of these runs changes, so their zoo entries are retrained.
 # Bump when these runs' training or evaluation changes, so their zoo entries are remade.
 # 2: precision, recall, density and coverage at every evaluation; D's monitor as it trains.
 # 3: the pretrained model is tracked (FD every tenth of its run), trained to convergence,
@@ -178,7 +177,8 @@ def pretrained_model(preset: str | Preset | None = None, settings: FewShotSettin
     described = _pretrain_described(s, data.source)
     shipped = shipped_pretrained_path(preset.name)
     if shipped.exists():
-        payload = load_checkpoint(shipped)
+        payload = read_checkpoint(shipped, advice="reinstall the course, or remake the recording "
+                                                  "with `python -m course_lib.fewshot`")
         if payload.get("described") == described:
             return TrainResult.from_payload(to_fp32(payload))
 
