@@ -44,10 +44,13 @@ STRATEGY_LABELS = {
 # 2: the monitor's reals are drawn across the sets (not the first 256); r_t_batch is logged.
 # 3: the monitor measures D as it trains (batch statistics, accumulated r_t; r_v).
 RECIPE = 3
+# The DiffAugment policy of the comparison: all three ops, as the paper's CIFAR-10 runs.
+POLICY = "color,translation,cutout"
 
 __all__ = ["FRACTIONS", "STRATEGY_LABELS", "RECORDED_DIR", "Recording", "Reference",
            "cifar_reference", "fd_eval_fn", "run_name", "cifar_run", "recording_plan", "record",
-           "load_recording", "monitor_plan", "record_monitor", "load_monitor_recording"]
+           "load_recording", "monitor_plan", "record_monitor", "load_monitor_recording",
+           "POLICY", "policy_tag", "record_policy", "load_policy_recording"]
 
 
 def cifar_reference(preset: Preset, extractor=None) -> Reference:
@@ -66,23 +69,33 @@ def fd_eval_fn(reference: Reference, n_samples: int, seed: int = 777):
     return evaluate
 
 
-def run_name(fraction: float, augment: str, steps: int | None = None) -> str:
+def policy_tag(policy: str) -> str:
+    """A DiffAugment policy as part of a name: ``color,translation`` -> ``color+translation``."""
+    return policy.replace(",", "+")
+
+
+def run_name(fraction: float, augment: str, steps: int | None = None,
+             policy: str = POLICY) -> str:
     """The zoo name of a run; runs of another length than the recorded comparison's
-    (``steps`` given) get their own entry, e.g. ``dcgan-cifar-10pct-none-1000steps``."""
-    return f"dcgan-cifar-{round(fraction * 100)}pct-{augment}" + (f"-{steps}steps" if steps else "")
+    (``steps`` given) get their own entry, e.g. ``dcgan-cifar-10pct-none-1000steps``, and so
+    do runs with another DiffAugment policy than :data:`POLICY`."""
+    return (f"dcgan-cifar-{round(fraction * 100)}pct-{augment}"
+            + (f"-{policy_tag(policy)}" if policy != POLICY else "")
+            + (f"-{steps}steps" if steps else ""))
 
 
 def run_spec(fraction: float, augment: str, seed: int, preset: Preset, steps: int,
-             policy: str = "color,translation,cutout") -> tuple[str, TrainConfig]:
+             policy: str = POLICY) -> tuple[str, TrainConfig]:
     """(zoo name, training config) of a CIFAR-track run: what :func:`cifar_run` trains,
     and what :mod:`course_lib.pool` checks a handed-in run against."""
     config = TrainConfig.from_preset(preset, augment=augment, policy=policy, seed=seed, steps=steps,
                                      eval_every=max(preset.cifar.eval_every, steps // 20))
-    return run_name(fraction, augment, None if steps == preset.cifar.compare_steps else steps), config
+    return run_name(fraction, augment, None if steps == preset.cifar.compare_steps else steps,
+                    policy), config
 
 
 def cifar_run(fraction: float, augment: str, seed: int = 0, preset: str | Preset | None = None,
-              policy: str = "color,translation,cutout", reference: Reference | None = None,
+              policy: str = POLICY, reference: Reference | None = None,
               progress: bool = True, steps: int | None = None,
               cached_only: bool = False) -> TrainResult:
     """Train (or load from the zoo) a DCGAN on ``fraction`` of the CIFAR track for ``steps``
@@ -184,6 +197,39 @@ def record(preset: str | Preset = "class", out_dir: str | Path | None = None, n_
 def load_recording(preset: str = "class", directory: str | Path | None = None) -> Recording:
     """The CIFAR-track recording (``course_lib/recorded/<preset>/runs.json``)."""
     return recording.load_recording("cifar", preset, directory)
+
+
+def record_policy(policy: str, preset: str | Preset = "class", out_dir: str | Path | None = None,
+                  n_samples: int = 16, cached_only: bool = False, part: str | None = None) -> Path:
+    """Record DiffAugment with another ``policy`` at 10% of the data: the comparison's
+    length and seeds (``policy_runs.json``, ``policy_samples.npz``). Notebook 03 sets it
+    against the comparison's runs without augmentation, on the final and the best FD.
+    ``cached_only`` and ``part`` work as in :func:`record_monitor`."""
+    from course_lib.data import cifar10
+
+    preset = get_preset(preset)
+    reference = cifar_reference(preset)
+    plan = [{"fraction": 0.1, "augment": "diffaugment", "policy": policy, "seed": s}
+            for s in range(preset.cifar.n_seeds)]
+
+    def train(fraction, augment, policy, seed):
+        return cifar_run(fraction, augment, seed, preset, policy=policy, reference=reference,
+                         cached_only=cached_only)
+
+    if part:
+        for cell in _part(plan, part):
+            train(**cell)
+        if not out_dir:
+            return RECORDED_DIR / preset.name
+    record_runs("policy", plan, train, preset=preset.name, feature_extractor=reference.label,
+                data_source=cifar10(split="test").source, out_dir=out_dir, n_samples=n_samples,
+                meta={"steps": preset.cifar.compare_steps})
+    return Path(out_dir) if out_dir else RECORDED_DIR / preset.name
+
+
+def load_policy_recording(preset: str = "class", directory: str | Path | None = None) -> Recording:
+    """The other-policy recording (``course_lib/recorded/<preset>/policy_runs.json``)."""
+    return recording.load_recording("policy", preset, directory)
 
 
 def monitor_plan(preset: Preset) -> list[tuple]:
@@ -311,6 +357,9 @@ def main(argv=None) -> int:
     parser.add_argument("--keep-recorded", action="store_true",
                         help="without --monitor: keep the runs the comparison recording already "
                              "holds and train only the missing ones")
+    parser.add_argument("--policy", default=None, metavar="OPS",
+                        help="record DiffAugment with this policy at 10%% (e.g. color,translation; "
+                             "policy_runs.json)")
     parser.add_argument("--cell", nargs=3, default=None, metavar=("FRACTION", "AUGMENT", "SEED"),
                         help="with --monitor: train this one run only (a class jigsaw: hand in "
                              "the zoo entry it prints; see course_lib.pool)")
@@ -325,6 +374,12 @@ def main(argv=None) -> int:
             except ValueError:
                 parser.error(f"--cell takes FRACTION AUGMENT SEED, e.g. --cell 0.1 none 1; "
                              f"got {' '.join(args.cell)}")
+        if args.policy:
+            from course_lib.diffaugment import parse_policy
+            try:
+                parse_policy(args.policy)
+            except ValueError as exc:
+                parser.error(f"--policy: {exc}")
     except SystemExit as exc:          # --help, or an argument refused by its check
         return exc.code if isinstance(exc.code, int) else 2
     if args.monitor and args.cell:
@@ -339,6 +394,11 @@ def main(argv=None) -> int:
     if args.monitor:
         where = record_monitor(args.preset, args.out, cached_only=args.cached_only, part=args.part)
         print(f"monitor runs in {where}")
+        return 0
+    if args.policy:
+        where = record_policy(args.policy, args.preset, args.out, cached_only=args.cached_only,
+                              part=args.part)
+        print(f"policy runs in {where}")
         return 0
     where = record(args.preset, args.out, keep_recorded=args.keep_recorded,
                    cached_only=args.cached_only, part=args.part)

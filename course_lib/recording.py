@@ -180,6 +180,11 @@ register_track(Track(
     lambda r: f"dcgan-cifar-{round(r['fraction'] * 100)}pct-{r['augment']}-s{r['seed']}",
     "monitor_", "python -m course_lib.experiments --monitor"))
 register_track(Track(
+    "policy", ("fraction", "augment", "policy"),
+    lambda r: (f"dcgan-cifar-{round(r['fraction'] * 100)}pct-{r['augment']}-"
+               f"{r['policy'].replace(',', '+')}-s{r['seed']}"),
+    "policy_", "python -m course_lib.experiments --policy color,translation"))
+register_track(Track(
     "fewshot", ("way",), lambda r: f"{r['way']}-s{r['seed']}",
     "fewshot_", "python -m course_lib.fewshot"))
 

@@ -187,3 +187,58 @@ def test_a_bad_part_is_one_line_naming_the_flag(part, capsys):
     assert experiments_main(["--monitor", "--preset", "ci", "--part", part]) == 2
     err = capsys.readouterr().err.strip()
     assert "--part" in err and len(err.splitlines()) == 1, err
+
+
+# --- growing the comparison, and another DiffAugment policy ----------------------------------
+
+def test_the_comparison_has_every_seed_at_every_fraction():
+    plan = recording_plan(get_preset("class"))
+    for f in FRACTIONS:
+        for a in ("none", "diffaugment"):
+            assert {(f, a, s) for s in range(3)} <= set(plan), (f, a)
+
+
+@pytest.mark.slow
+def test_a_recording_grows_by_its_missing_runs_and_a_policy_is_recorded_apart(tmp_path, monkeypatch):
+    from course_lib import experiments
+    from course_lib.recording import load_recording as load_track
+
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("COURSE_PRESET", raising=False)
+    out = tmp_path / "ci"
+    trained = []
+    real_run = experiments.cifar_run
+
+    def counting(fraction, augment, seed=0, *args, **kwargs):
+        trained.append((fraction, augment, seed, kwargs.get("policy", experiments.POLICY)))
+        return real_run(fraction, augment, seed, *args, **kwargs)
+
+    monkeypatch.setattr(experiments, "cifar_run", counting)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        record("ci", out_dir=out, strategies_at_10pct=("none", "diffaugment"))
+        first = load_recording("ci", out)
+        trained.clear()
+        record("ci", out_dir=out, keep_recorded=True)      # + the two failing strategies
+        assert sorted(t[1] for t in trained) == ["d_step_only", "real_only"]
+        grown = load_recording("ci", out)
+        assert grown.meta["kept"] == [r["key"] for r in first.runs]
+        assert {r["key"]: r["final"] for r in first.runs}.items() <= \
+            {r["key"]: r["final"] for r in grown.runs}.items()
+        trained.clear()
+        experiments.record_policy("color,translation", "ci", out_dir=out)
+    finally:
+        torch.set_num_threads(threads)
+    assert trained == [(0.1, "diffaugment", 0, "color,translation")]
+    rec = load_track("policy", "ci", out)
+    assert [r["key"] for r in rec.runs] == ["dcgan-cifar-10pct-diffaugment-color+translation-s0"]
+    assert experiments.run_name(0.1, "diffaugment", policy="color,translation") != \
+        experiments.run_name(0.1, "diffaugment")
+
+
+def test_a_bad_policy_is_one_line(capsys):
+    from course_lib.experiments import main as experiments_main
+    assert experiments_main(["--policy", "color,zoom", "--preset", "ci"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--policy" in err and "zoom" in err and len(err.splitlines()) == 1, err
