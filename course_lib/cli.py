@@ -15,7 +15,8 @@ COMMANDS = {
     "train-gan": ("course_lib.train_cli", "train a DCGAN (optionally with DiffAugment)"),
     "train-cyclegan": ("course_lib.cyclegan_cli", "train a CycleGAN (unpaired A <-> B translation)"),
     "compress-cyclegan": ("course_lib.gancomp_cli",
-                          "GAN Compression of a CycleGAN: distil, supernet, search, export, evaluate"),
+                          "GAN Compression of a CycleGAN: distil, supernet, search, export, "
+                          "fine-tune, evaluate"),
     "zoo": ("course_lib.zoo_cli", "list or clear the cache of trained models"),
     "pool": ("course_lib.pool", "pool the runs a class handed in into one recording (a jigsaw)"),
 }

@@ -2,14 +2,16 @@
 
     python -m course_lib compress-cyclegan --teacher zoo --preset ci --out build/compress
 
-distil -> supernet -> search -> export -> evaluate (:mod:`course_lib.gancomp.pipeline`).
+distil -> supernet -> search -> export -> fine-tune -> evaluate
+(:mod:`course_lib.gancomp.pipeline`).
 ``--teacher zoo`` uses the authors' horse2zebra generator on ``--preset full --data
 horse2zebra`` when fetched, else the in-course CycleGAN teacher (trained once, then cached
 in the zoo); a path uses that generator checkpoint. ``--budget-macs`` (MACs at
 1x3x256x256, e.g. ``3e9``) defaults to the teacher's MACs over the preset's ratio.
-Writes ``report.json``, ``student.pt`` and ``grid.png`` (rows: test A, teacher, compressed
-student, 0.25x) into ``--out``. Runs under ``torchrun`` like the other entry points
-(training is data-parallel; rank 0 searches, measures and writes).
+Writes ``report.json``, ``student.pt`` (the fine-tuned student of seed 0) and ``grid.png``
+(rows: test A, teacher, compressed student, 0.25x) into ``--out``. Runs under ``torchrun``
+like the other entry points (training and fine-tuning are data-parallel; rank 0 searches,
+measures and writes).
 """
 from __future__ import annotations
 
@@ -61,7 +63,9 @@ def run(args) -> int:
                   f"images: {out / 'grid.png'}")
             print(f"  {report['mac_reduction']:.1f}x fewer MACs, {report['latency_speedup']:.2f}x "
                   f"faster on the CPU, FD {report['fid_teacher']:.3f} (teacher) vs "
-                  f"{report['fid_student']:.3f} (student) vs {report['fid_uniform_quarter']:.3f} (0.25x)")
+                  f"{report['fid_student']:.3f} (student, fine-tuned; "
+                  f"{report['fid_student_before_finetune']:.3f} before) vs "
+                  f"{report['fid_uniform_quarter']:.3f} (0.25x)")
         return 0
 
     return run_training(args, work, data_dir=args.data if args.data not in ("embedded", "horse2zebra") else None)

@@ -139,6 +139,7 @@ class GanCompSettings:
     student_widths: tuple       # the fixed student of notebook 05 (8 widths, ngf units)
     distill_steps: int          # steps of each fixed-width student (distilled or not)
     supernet_steps: int         # steps of the once-for-all supernet
+    finetune_steps: int         # steps distilling the exported subnet further, from its weights
     batch_size: int
     sampling: str               # supernet config sampling: "random" (GAN Compression) or "sandwich"
     holdout: int                # training A images held out to score search candidates
@@ -184,10 +185,11 @@ PRESETS: dict[str, Preset] = {
                         paper_scale=False),
         gancomp=GanCompSettings(image_size=32, teacher_ngf=8, teacher_blocks=3, teacher_steps=30,
                                 student_widths=(4, 4, 4, 2, 2, 2, 4, 4), distill_steps=16,
-                                supernet_steps=30, batch_size=4, sampling="random", holdout=16,
-                                population=8, parents=3, mutations=4, crossovers=4,
-                                generations=2, budget_ratio=8.0, pareto_ratios=(3, 5, 8, 10),
-                                n_eval=16, n_seeds=2, latency_threads=1, latency_repeats=3),
+                                supernet_steps=30, finetune_steps=16, batch_size=4,
+                                sampling="random", holdout=16, population=8, parents=3,
+                                mutations=4, crossovers=4, generations=2, budget_ratio=8.0,
+                                pareto_ratios=(3, 5, 8, 10), n_eval=16, n_seeds=2,
+                                latency_threads=1, latency_repeats=3),
         repeats=1,
     ),
     "class": Preset(
@@ -207,14 +209,15 @@ PRESETS: dict[str, Preset] = {
         # per process (measured under load: a teacher step ~1.4 s, a distillation step
         # ~0.3 s, a thin CycleGAN step ~0.7 s): short runs, still far beyond class time, so notebooks 05-07 show the recording
         # (python -m course_lib.gancomp.record --preset class). The student's widths give
-        # about the 0.25x generator's MACs, so the two compare at equal cost.
+        # about the 0.25x generator's MACs, so the two compare at equal cost. The fine-tune
+        # of the searched subnet gets the fixed distilled student's steps (as in every preset).
         gancomp=GanCompSettings(image_size=64, teacher_ngf=16, teacher_blocks=9,
                                 teacher_steps=800, student_widths=(6, 6, 8, 6, 6, 6, 6, 6),
-                                distill_steps=600, supernet_steps=1200, batch_size=1,
-                                sampling="random", holdout=60, population=20, parents=6,
-                                mutations=8, crossovers=8, generations=4, budget_ratio=20.0,
-                                pareto_ratios=(5, 10, 15, 20), n_eval=60, n_seeds=2,
-                                latency_threads=1, latency_repeats=10),
+                                distill_steps=600, supernet_steps=1200, finetune_steps=600,
+                                batch_size=1, sampling="random", holdout=60, population=20,
+                                parents=6, mutations=8, crossovers=8, generations=4,
+                                budget_ratio=20.0, pareto_ratios=(5, 10, 15, 20), n_eval=60,
+                                n_seeds=2, latency_threads=1, latency_repeats=10),
         repeats=3,
     ),
     "full": Preset(
@@ -233,11 +236,14 @@ PRESETS: dict[str, Preset] = {
                         sparsities=(0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95), latency_repeats=30,
                         latency_threads=1, calibration_batches=8, paper_scale=True),
         # The paper's horse2zebra pipeline: the authors' teacher (56.8G MACs) when fetched.
+        # finetune_steps = distill_steps, as in ci and class: the searched subnet's fine-tune
+        # gets the fixed distilled student's budget.
         gancomp=GanCompSettings(image_size=256, teacher_ngf=64, teacher_blocks=9,
                                 teacher_steps=266_800, student_widths=(16, 16, 32, 16, 32, 32, 16, 16),
-                                distill_steps=266_800, supernet_steps=400_000, batch_size=1,
-                                sampling="random", holdout=120, population=100, parents=25,
-                                mutations=50, crossovers=50, generations=10, budget_ratio=21.0,
+                                distill_steps=266_800, supernet_steps=400_000,
+                                finetune_steps=266_800, batch_size=1, sampling="random",
+                                holdout=120, population=100, parents=25, mutations=50,
+                                crossovers=50, generations=10, budget_ratio=21.0,
                                 pareto_ratios=(5, 10, 20, 30, 40), n_eval=120, n_seeds=1,
                                 latency_threads=1, latency_repeats=20),
         repeats=5,

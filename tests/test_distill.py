@@ -160,3 +160,65 @@ def test_bad_layers_say_what_is_wrong():
     assert all(not m._forward_hooks for m in list(teacher.modules()) + list(student.modules()))
     with pytest.raises(ValueError, match="pass layers"):
         default_feature_layers(nn.Sequential(nn.Conv2d(3, 3, 1)))
+
+
+# --- the distillation task's init_from: fine-tuning from given weights --------------------------
+
+def _task_inputs(seed=0):
+    from course_lib.models.registry import model_spec
+    g = torch.Generator().manual_seed(seed)
+    a, b = (torch.randint(0, 256, (4, 3, 24, 24), generator=g, dtype=torch.uint8) for _ in range(2))
+    torch.manual_seed(seed)
+    teacher = ResnetGenerator(ngf=4, n_blocks=3)
+    t_spec = model_spec(ResnetGenerator, input_nc=3, output_nc=3, ngf=4, n_blocks=3)
+    s_spec = model_spec(MobileResnetGenerator, input_nc=3, output_nc=3, widths=[2] * 8, n_blocks=3)
+    return t_spec, teacher.state_dict(), s_spec, a, b
+
+
+def _student_after_setup(init_from, steps=2):
+    """The student's weights right after ``setup`` (before any step), and the run."""
+    from course_lib.engine.loop import fit
+    from course_lib.tasks.distill import DistillConfig, DistillTask
+    t_spec, t_state, s_spec, a, b = _task_inputs()
+    seen = {}
+
+    class Spy(DistillTask):
+        def setup(self, models, ctx):
+            super().setup(models, ctx)
+            seen.update({k: v.clone() for k, v in models["student"].state_dict().items()})
+
+    task = Spy(DistillConfig(steps=steps, batch_size=2, image_size=24, ndf=4), t_spec, t_state,
+               s_spec, a, b, init_from=init_from)
+    try:
+        run = fit(task, steps=steps, progress=False)
+    finally:
+        if task.distiller is not None:
+            task.distiller.remove()
+    return seen, run
+
+
+def test_init_from_starts_the_student_exactly_at_the_given_weights():
+    torch.manual_seed(123)
+    given = MobileResnetGenerator(widths=(2,) * 8, n_blocks=3)
+    for p in given.parameters():                  # far from any init_weights draw
+        nn.init.constant_(p, 0.37)
+    state = given.state_dict()
+    seen, run = _student_after_setup(state)
+    assert set(seen) == set(state)
+    for k, v in state.items():
+        assert torch.equal(seen[k], v), f"{k} is not the given weight after setup"
+    # ... then training moves it (it is trained, not frozen), and the spec says it was given.
+    moved = run.models["student"].state_dict()["model.1.weight"]
+    assert not torch.equal(moved, state["model.1.weight"])
+    assert run.spec["config"]["init_from"] is True
+    # Without init_from: the usual random init, and the config is a plain run's.
+    plain, plain_run = _student_after_setup(None)
+    assert not torch.equal(plain["model.1.weight"], state["model.1.weight"])
+    assert "init_from" not in plain_run.spec["config"]
+
+
+def test_init_from_of_another_architecture_is_one_line():
+    wrong = MobileResnetGenerator(widths=(4,) * 8, n_blocks=3).state_dict()
+    with pytest.raises(ValueError, match="the student's init_from weights do not fit its spec") as exc:
+        _student_after_setup(wrong)
+    assert len(str(exc.value).splitlines()) == 1

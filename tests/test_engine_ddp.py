@@ -177,7 +177,8 @@ def test_more_processes_than_images_stops_every_rank_in_one_line(tmp_path, env):
 
 def test_compress_cyclegan_on_two_ranks(tmp_path, env):
     """The whole GAN Compression pipeline under torchrun: the stages train data-parallel
-    (gloo), rank 0 alone searches, evaluates and writes one report, student and grid."""
+    (gloo), rank 0 alone searches (the other rank fine-tunes with its result), evaluates and
+    writes one report, student and grid."""
     out = tmp_path / "gc"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "course_lib", "compress-cyclegan", "--teacher", "zoo", "--preset", "ci",
@@ -192,3 +193,11 @@ def test_compress_cyclegan_on_two_ranks(tmp_path, env):
         assert key in report, key
     assert report["preset"] == "ci" and report["mac_reduction"] > 1
     assert proc.stdout.count("report:") == 1          # one writer
+    # The fine-tune stage ran on both ranks with rank 0's search result: one entry per seed.
+    from course_lib.presets import PRESETS
+    n_seeds = PRESETS["ci"].gancomp.n_seeds
+    assert len(report["fd_per_seed"]["student"]) == n_seeds and report["fid_student_before_finetune"] > 0
+    metas = [json.loads(p.read_text()) for p in
+             sorted((tmp_path / "cache" / "gancomp-finetuned-embedded").glob("ci-seed*.json"))]
+    assert [m["seed"] for m in metas] == list(range(n_seeds))
+    assert all(m["config"]["student"]["kwargs"]["widths"] == report["student_config"] for m in metas)

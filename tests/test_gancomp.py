@@ -1,5 +1,6 @@
 """GAN Compression end to end: the distillation/supernet task, the compress-cyclegan
-pipeline on the ci preset (report.json, student.pt, grid.png) and its one-line errors."""
+pipeline on the ci preset (report.json, student.pt, grid.png, the fine-tuned seeds), its
+verdicts, its recording and its one-line errors."""
 from __future__ import annotations
 
 import json
@@ -13,6 +14,7 @@ from course_lib.gancomp.pipeline import REPORT_KEYS
 from course_lib.models.cyclegan import ResnetGenerator
 from course_lib.models.mobile_resnet import MobileResnetGenerator
 from course_lib.models.registry import model_spec
+from course_lib.presets import PRESETS
 from course_lib.tasks.distill import DistillConfig, DistillTask, train_distill
 
 
@@ -92,15 +94,32 @@ def test_compress_cyclegan_ci_writes_the_report(tmp_path, monkeypatch, capsys):
     assert report["mac_reduction"] == pytest.approx(report["teacher_macs"] / report["student_macs"])
     assert report["student_macs"] <= report["budget_macs"] < report["teacher_macs"]
     assert report["latency_speedup"] > 0 and report["latency_teacher_ms"] > 0
-    for key in ("fid_teacher", "fid_student", "fid_uniform_quarter"):
+    for key in ("fid_teacher", "fid_student", "fid_uniform_quarter", "fid_student_before_finetune"):
         assert report[key] > 0, key
     assert all(abs(v) < 0.005 for v in report["macs_agreement"].values())
     assert report["export_max_abs_diff"] < 1e-4
     assert (out / "grid.png").stat().st_size > 0
+    # The fine-tune stage: n_seeds zoo entries of the searched architecture, whose mean FD
+    # is the student's, each naming the supernet it started from.
+    from course_lib import zoo
+    n_seeds = PRESETS["ci"].gancomp.n_seeds
+    seeds = report["fd_per_seed"]["student"]
+    assert len(seeds) == n_seeds and report["fid_student"] == pytest.approx(sum(seeds) / n_seeds)
+    assert report["finetune_steps"] == PRESETS["ci"].gancomp.finetune_steps
+    assert report["verdict_student_vs_quarter_word"] in ("better", "worse", "inconclusive")
+    entries = [e for e in zoo.entries() if e["name"] == "gancomp-finetuned-embedded"]
+    assert sorted(e["seed"] for e in entries) == list(range(n_seeds))
+    for e in entries:
+        assert e["config"]["student"]["kwargs"]["widths"] == report["student_config"]
+        assert e["config"]["steps"] == report["finetune_steps"] and len(e["config"]["supernet"]) == 16
     from course_lib.engine import load_model
+    from course_lib.engine.checkpoint import read_spec
     student = load_model(out / "student.pt")
     assert isinstance(student, MobileResnetGenerator)
     assert list(student.widths) == report["student_config"]
+    assert read_spec(out / "student.pt")["config"]["finetune_seed"] == 0
+    seed0 = torch.load(zoo.entry_paths("gancomp-finetuned-embedded", "ci", 0)[0], weights_only=True)
+    assert all(torch.equal(v, seed0["models"]["student"][k]) for k, v in student.state_dict().items())
     # A second run loads every model from the zoo: same student, same figures.
     with torch_threads(1):
         assert main(["compress-cyclegan", "--preset", "ci", "--out", str(out)]) == 0
@@ -157,19 +176,32 @@ def test_cycle_consistency_and_distillation_losses():
     assert float(got.detach()) == pytest.approx(float(want.detach()))
 
 
-def test_the_ci_recording_rebuilds_its_student_and_stands_in_for_class(monkeypatch, tmp_path):
+def test_the_ci_recording_rebuilds_its_students_and_stands_in_for_class(monkeypatch, tmp_path):
     from course_lib.gancomp.record import (NotebookRecording, compressed_student, has_recording,
-                                           notebook_recording)
+                                           notebook_recording, student_kind)
+    from course_lib.recording import grid_u8
     shown = notebook_recording("ci")
     assert not shown.stand_in and "Stand-in" not in shown.banner()
     assert shown.label == "ci recording"          # captions and plot titles carry it
     assert NotebookRecording(shown.recording, "class", True).label == "ci stand-in recording"
+    rep, rec = shown.report, shown.recording
+    assert student_kind("ci") == "finetuned" and "fine-tuned" in shown.student_label
     student = compressed_student("ci")
-    assert list(student.widths) == shown.report["student_config"]
+    assert list(student.widths) == rep["student_config"]
     models = shown.models()
-    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    x = rec.images("inputs")
     with torch.no_grad():
-        assert torch.allclose(student(x), models["supernet"](x, tuple(student.widths)), atol=1e-5)
+        # the exported subnet is the supernet at the searched config ...
+        assert torch.allclose(models["exported"](x), models["supernet"](x, tuple(student.widths)),
+                              atol=1e-5)
+        # ... and the shipped student (fp16) is the fine-tuned seed 0 that made the samples.
+        made = grid_u8(student(x)).astype(int)
+        assert abs(made - rec.samples["student"].astype(int)).max() <= 2
+        assert (rec.samples["student"] == rec.samples["finetuned-s0"]).all()
+        assert not torch.allclose(student(x), models["exported"](x), atol=1e-4)
+    # The report's student FDs are the recorded fine-tuned runs' final FDs.
+    assert rec.finals("finetuned", key="fd_a2b") == pytest.approx(rep["fd_per_seed"]["student"])
+    assert len(rec.select("finetuned")) == shown.settings["n_seeds"]
     monkeypatch.setattr("course_lib.recording.RECORDED_DIR", tmp_path)   # nothing recorded there
     assert not has_recording("class")
     with pytest.raises(FileNotFoundError, match="course_lib.gancomp.record"):
@@ -225,13 +257,56 @@ def test_record_refuses_an_output_under_a_file_before_training(flag, tmp_path, c
     assert flag in err and len(err.splitlines()) == 1, err
 
 
-def test_one_searched_student_against_the_quarter_seeds_is_inconclusive():
-    # One student has no seed spread: the verdict helper (min 2 seeds) must not call it
-    # "better", neither in a new report nor in a recording made before (read-time verdicts).
+def test_the_student_seeds_against_the_quarter_seeds():
+    # "better" only when the fine-tuned seeds' range lies below the 0.25x seeds' range;
+    # overlapping ranges, or one student (no seed spread), are "inconclusive".
     from course_lib.gancomp.pipeline import report_verdicts
-    from course_lib.gancomp.record import notebook_recording
-    got = report_verdicts({"quarter": [17.4, 18.9], "undistilled": [15.0, 15.5],
-                           "distilled": [12.0, 12.5]}, 1.0)
-    assert got["verdict_student_vs_quarter_word"] == "inconclusive"
+    fixed = {"quarter": [17.4, 18.9], "undistilled": [15.0, 15.5], "distilled": [12.0, 12.5]}
+    got = report_verdicts({**fixed, "student": [12.5, 12.6]})
+    assert got["verdict_student_vs_quarter_word"] == "better"
+    assert got["verdict_student_vs_quarter"].startswith("better (12.5–12.6 against 17.4–18.9")
     assert got["verdict_distilled_vs_undistilled"] == "better"
-    assert notebook_recording("ci").report["verdict_student_vs_quarter_word"] == "inconclusive"
+    def word(student):
+        return report_verdicts({**fixed, "student": student})["verdict_student_vs_quarter_word"]
+
+    assert word([17.0, 17.5]) == "inconclusive"       # inside the 0.25x seeds' range
+    assert word([19.0, 19.5]) == "worse"
+    assert word([1.0]) == "inconclusive"              # one seed, however low
+
+
+def test_a_recording_made_before_the_fine_tune_stage_still_reads(monkeypatch, tmp_path):
+    # The class recording shipped before this stage: no student file, a report without the
+    # fine-tune keys and settings without finetune_steps. It reads as one exported student.
+    import json as json_
+    import shutil
+
+    from course_lib.gancomp.record import (STUDENT_FILE, compressed_student, notebook_recording,
+                                           recorded_models, student_kind)
+    from course_lib.presets import GanCompSettings
+    from course_lib.recording import RECORDED_DIR
+    old = tmp_path / "class"
+    shutil.copytree(RECORDED_DIR / "ci", old)
+    (old / STUDENT_FILE).unlink()
+    runs = json_.loads((old / "gancomp_runs.json").read_text())
+    report, settings = runs["report"], runs["settings"]
+    for key in ("fid_student_before_finetune", "finetune_steps"):
+        del report[key]
+    del settings["finetune_steps"]
+    del report["fd_per_seed"]["student"]
+    runs["runs"] = [r for r in runs["runs"] if r["model"] != "finetuned"]
+    (old / "gancomp_runs.json").write_text(json_.dumps(runs))
+    monkeypatch.setattr("course_lib.recording.RECORDED_DIR", tmp_path)
+
+    shown = notebook_recording("class")
+    assert not shown.stand_in and student_kind("class") == "exported"
+    assert "not fine-tuned" in shown.student_label
+    rep = shown.report
+    assert rep["finetune_steps"] == 0 and rep["fid_student_before_finetune"] == rep["fid_student"]
+    assert rep["verdict_student_vs_quarter_word"] == "inconclusive"     # one student
+    assert GanCompSettings(**shown.settings).finetune_steps == 0
+    models = recorded_models("class")
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(compressed_student("class")(x), models["exported"](x))
+        assert torch.allclose(models["student"](x), models["supernet"](x, tuple(report["student_config"])),
+                              atol=1e-5)

@@ -1,7 +1,7 @@
 """GAN Compression on CycleGAN (notebooks 05-07): the pipeline and its recording.
 
 - ``pipeline``: :func:`compress_cyclegan` (distil -> supernet -> search -> export ->
-  evaluate), also ``python -m course_lib compress-cyclegan``;
+  fine-tune -> evaluate), also ``python -m course_lib compress-cyclegan``;
 - ``record``: the recording the notebooks show, and :func:`compressed_student`, the
   compressed generator later notebooks start from.
 

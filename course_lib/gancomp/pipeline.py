@@ -1,4 +1,5 @@
-"""GAN Compression on CycleGAN, end to end: distil -> supernet -> search -> export -> evaluate.
+"""GAN Compression on CycleGAN, end to end: distil -> supernet -> search -> export -> fine-tune
+-> evaluate.
 
     report = compress_cyclegan(preset="ci", out="build/compress")   # also the CLI:
     python -m course_lib compress-cyclegan --preset ci --out build/compress
@@ -18,18 +19,29 @@ The stages (every trained model is a zoo entry, so a re-run loads instead of tra
    held-out training images (never the test set); random search at the main budget with
    as many evaluations, for comparison;
 5. **export** the best subnet under the main budget as a plain model, checked equal to
-   the supernet at that config;
-6. **evaluate** on the test split: FD of teacher, student and 0.25x against test B; MACs
-   and parameters at 1x3x256x256 (``count_macs``, also checked against torchprofile);
-   CPU latency at 1x3x256x256, interleaved, fixed threads, median of repeats.
+   the supernet at that config (``export_max_abs_diff``);
+6. **fine-tune** (the paper's last training stage), ``n_seeds`` seeds: the exported
+   subnet distilled further from the teacher for ``finetune_steps`` steps, starting from
+   its weight-shared weights, with the fixed distilled student's losses and weights, on
+   the supernet's images (training A minus the held-out part). D and the 1x1 mappers
+   start afresh (the supernet's entry keeps only the generator). The searched
+   architecture does not change, so neither do its MACs, parameters or latency;
+7. **evaluate** on the test split: FD of teacher, student (the mean over the fine-tuned
+   seeds; the exported subnet's as ``fid_student_before_finetune``) and 0.25x against
+   test B; MACs and parameters at 1x3x256x256 (``count_macs``, also checked against
+   torchprofile); CPU latency at 1x3x256x256, interleaved, fixed threads, median of repeats.
 
-Writes ``report.json`` (:data:`REPORT_KEYS` and more), ``student.pt`` (the exported
-student: ``course_lib.engine.load_model("student.pt")``) and ``grid.png`` (rows: test A,
-teacher, compressed student, 0.25x) into ``out``, and, with ``recording_dir``, the
-recording notebooks 05-07 show (:mod:`course_lib.gancomp.record`).
+Under torchrun every rank trains the stages data-parallel; rank 0 alone searches (and
+sends the result to the others, which fine-tune with it), evaluates and writes.
+
+Writes ``report.json`` (:data:`REPORT_KEYS` and more), ``student.pt`` (the fine-tuned
+student of seed 0: ``course_lib.engine.load_model("student.pt")``) and ``grid.png`` (rows:
+test A, teacher, compressed student, 0.25x) into ``out``, and, with ``recording_dir``,
+the recording notebooks 05-07 show (:mod:`course_lib.gancomp.record`).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -46,6 +58,7 @@ from course_lib.compress.search import evolutionary_search, holdout_split, rando
 from course_lib.compress.supernet import (SuperMobileResnetGenerator, config_macs, config_to_str,
                                           export_subnet)
 from course_lib.engine.checkpoint import make_spec
+from course_lib.engine.distributed import current
 from course_lib.metrics import Reference
 from course_lib.models.cyclegan import ResnetGenerator, load_cyclegan_generator
 from course_lib.models.mobile_resnet import MobileResnetGenerator
@@ -57,9 +70,11 @@ from course_lib.tasks.distill import DistillConfig, train_distill, train_student
 RECIPE = 1
 INPUT_256 = (1, 3, 256, 256)      # MACs and latency are reported at the paper's size
 MODELS = ("distilled", "undistilled", "quarter")   # the compared fixed-width runs
+FINETUNED = "finetuned"       # the searched subnet's fine-tuned seeds (recorded with MODELS)
 MODEL_LABELS = {"distilled": "mobile student, distilled",
                 "undistilled": "same student, no teacher (CycleGAN)",
-                "quarter": "0.25x ResnetGenerator, no teacher (CycleGAN)"}
+                "quarter": "0.25x ResnetGenerator, no teacher (CycleGAN)",
+                FINETUNED: "searched subnet, fine-tuned (distilled from its exported weights)"}
 REPORT_KEYS = ("teacher_macs", "student_macs", "mac_reduction", "teacher_params", "student_params",
                "latency_teacher_ms", "latency_student_ms", "latency_speedup", "fid_teacher",
                "fid_student", "fid_uniform_quarter", "student_config", "feature_extractor",
@@ -69,14 +84,16 @@ OFFICIAL_TEACHER = "cyclegan-horse2zebra-pretrained"
 TEACHER_CLASSES = ("ResnetGenerator", "MobileResnetGenerator")
 
 
-def report_verdicts(fd_per_seed: dict, fid_student: float) -> dict:
+def report_verdicts(fd_per_seed: dict) -> dict:
     """The report's verdicts, through :func:`course_lib.recording.verdict` (FD, lower is
-    better), from its per-seed FDs: one searched student has no seed spread, so against the
-    0.25x seeds its verdict is "inconclusive" whatever the numbers. Recomputed when a
-    recording is read (:class:`course_lib.gancomp.record.NotebookRecording`), so a recording
-    made with older verdict rules shows today's."""
+    better), from its per-seed FDs (``fd_per_seed``: "student", i.e. the fine-tuned seeds,
+    and each of :data:`MODELS`). The student against the 0.25x seeds is "better" only when
+    the seeds' ranges do not overlap; one student (no seed spread) is "inconclusive"
+    whatever the numbers. Recomputed when a recording is read
+    (:class:`course_lib.gancomp.record.NotebookRecording`), so a recording made with older
+    verdict rules shows today's."""
     from course_lib.recording import verdict
-    v_student = verdict(fd_per_seed["quarter"], [fid_student])
+    v_student = verdict(fd_per_seed["quarter"], fd_per_seed["student"])
     return {"verdict_student_vs_quarter": str(v_student),
             "verdict_student_vs_quarter_word": v_student.word,
             "verdict_distilled_vs_undistilled": verdict(fd_per_seed["undistilled"],
@@ -245,6 +262,30 @@ def _run_payload(run, started: float, n_train: int, role: str) -> dict:
             "seconds": round(time.perf_counter() - started, 1)}
 
 
+def _zoo_run(name: str, train, preset: Preset, seed: int, described: dict, role: str,
+             progress: bool) -> StudentRun:
+    """The zoo entry ``name`` (trained by ``train(preset, seed)`` when missing) as a run."""
+    payload = zoo.load_or_train(name, train, preset=preset, seed=seed, config=described,
+                                recipe=RECIPE, verbose=progress)
+    return StudentRun(model_from_payload(payload, role), payload["history"],
+                      payload.get("seconds", 0.0), payload.get("n_train", 0), payload["spec"])
+
+
+def _distil(spec: dict, a: torch.Tensor, config: DistillConfig, teacher: Teacher, data: Data,
+            reference: Reference, eval_a: torch.Tensor, progress: bool, device: str,
+            describe: str, init_from: dict | None = None):
+    """``train(preset, seed)`` for the zoo: distil ``spec`` from ``teacher`` on A images ``a``
+    (starting from ``init_from``, the student's weights, when given)."""
+    def train(p: Preset, sd: int) -> dict:
+        started = time.perf_counter()
+        run = train_distill(teacher.spec, teacher.state, spec, a, data.train_b, config,
+                            eval_a=eval_a, reference=reference, preset=p.name, progress=progress,
+                            data_source=data.source, device=device, describe=describe,
+                            init_from=init_from)
+        return _run_payload(run, started, len(a), "student")
+    return train
+
+
 def fixed_student(model: str, seed: int, teacher: Teacher, data: Data, preset: str | Preset,
                   reference: Reference, eval_a: torch.Tensor, progress: bool = True,
                   device: str = "auto") -> StudentRun:
@@ -257,14 +298,8 @@ def fixed_student(model: str, seed: int, teacher: Teacher, data: Data, preset: s
     if model == "distilled":
         config = distill_config(s, s.distill_steps, seed)
         role = "student"
-
-        def train(p: Preset, sd: int) -> dict:
-            started = time.perf_counter()
-            run = train_distill(teacher.spec, teacher.state, spec, data.all_train_a, data.train_b,
-                                config, eval_a=eval_a, reference=reference, preset=p.name,
-                                progress=progress, data_source=data.source, device=device,
-                                describe=f"distil s{seed}")
-            return _run_payload(run, started, len(data.all_train_a), role)
+        train = _distil(spec, data.all_train_a, config, teacher, data, reference, eval_a,
+                        progress, device, f"distil s{seed}")
     else:
         config = CycleGANConfig(steps=s.distill_steps, batch_size=s.batch_size,
                                 image_size=s.image_size, ngf=s.teacher_ngf,
@@ -282,10 +317,7 @@ def fixed_student(model: str, seed: int, teacher: Teacher, data: Data, preset: s
 
     described = {**config.as_dict(), "model": model, "student": spec, "teacher": teacher.source,
                  "data": data.name}
-    payload = zoo.load_or_train(f"gancomp-{model}-{data.name}", train, preset=preset, seed=seed,
-                                config=described, recipe=RECIPE, verbose=progress)
-    return StudentRun(model_from_payload(payload, role), payload["history"],
-                      payload.get("seconds", 0.0), payload.get("n_train", 0), payload["spec"])
+    return _zoo_run(f"gancomp-{model}-{data.name}", train, preset, seed, described, role, progress)
 
 
 def supernet_run(teacher: Teacher, data: Data, preset: str | Preset, reference: Reference,
@@ -297,20 +329,43 @@ def supernet_run(teacher: Teacher, data: Data, preset: str | Preset, reference: 
     spec = model_spec(SuperMobileResnetGenerator, input_nc=3, output_nc=3, ngf=s.teacher_ngf,
                       n_blocks=s.teacher_blocks)
     config = distill_config(s, s.supernet_steps, 0, s.sampling)
-
-    def train(p: Preset, sd: int) -> dict:
-        started = time.perf_counter()
-        run = train_distill(teacher.spec, teacher.state, spec, data.train_a, data.train_b, config,
-                            eval_a=eval_a, reference=reference, preset=p.name, progress=progress,
-                            data_source=data.source, device=device, describe="supernet")
-        return _run_payload(run, started, len(data.train_a), "student")
-
+    train = _distil(spec, data.train_a, config, teacher, data, reference, eval_a, progress, device,
+                    "supernet")
     described = {**config.as_dict(), "supernet": spec, "teacher": teacher.source, "data": data.name,
                  "holdout": len(data.holdout_a)}
-    payload = zoo.load_or_train(f"gancomp-supernet-{data.name}", train, preset=preset, seed=0,
-                                config=described, recipe=RECIPE, verbose=progress)
-    return StudentRun(model_from_payload(payload, "student"), payload["history"],
-                      payload.get("seconds", 0.0), payload.get("n_train", 0), payload["spec"])
+    return _zoo_run(f"gancomp-supernet-{data.name}", train, preset, 0, described, "student", progress)
+
+
+def weights_fingerprint(state: dict) -> str:
+    """A short hash of a state dict's names, shapes and values: a zoo entry that starts from
+    other weights (another supernet) is another entry."""
+    h = hashlib.sha256()
+    for key, tensor in state.items():
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{key}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def finetuned_student(seed: int, exported: nn.Module, supernet: str, teacher: Teacher, data: Data,
+                      preset: str | Preset, reference: Reference, eval_a: torch.Tensor,
+                      progress: bool = True, device: str = "auto") -> StudentRun:
+    """The exported subnet fine-tuned (trained, or loaded from the zoo): distilled from
+    ``teacher`` for ``finetune_steps`` steps with the fixed student's losses and weights
+    (:func:`distill_config`), starting from ``exported``'s weights, on ``data.train_a`` (the
+    supernet's images). ``supernet``: the supernet's :func:`weights_fingerprint`, so another
+    supernet or another search result is another zoo entry."""
+    preset = get_preset(preset)
+    s = preset.gancomp
+    spec = model_spec(MobileResnetGenerator, input_nc=3, output_nc=3, widths=list(exported.widths),
+                      n_blocks=s.teacher_blocks)
+    config = distill_config(s, s.finetune_steps, seed)
+    train = _distil(spec, data.train_a, config, teacher, data, reference, eval_a, progress, device,
+                    f"fine-tune s{seed}", init_from=exported.state_dict())
+    described = {**config.as_dict(), "student": spec, "supernet": supernet,
+                 "teacher": teacher.source, "data": data.name, "holdout": len(data.holdout_a)}
+    return _zoo_run(f"gancomp-{FINETUNED}-{data.name}", train, preset, seed, described, "student",
+                    progress)
 
 
 # --- search --------------------------------------------------------------------------------------
@@ -394,7 +449,8 @@ def compress_cyclegan(*, teacher: str = "zoo", budget_macs: float | None = None,
 
     device: where the models train (``auto``: CUDA, then MPS, then the CPU); the search,
     the evaluation and the latency run on the CPU. main: False on torchrun ranks other than
-    0, which take part in the (data-parallel) training and return ``{}`` after it.
+    0, which take part in the (data-parallel) training, fine-tune with rank 0's search
+    result, and return ``{}`` after it.
     """
     preset = get_preset(preset)
     s = preset.gancomp
@@ -430,23 +486,38 @@ def compress_cyclegan(*, teacher: str = "zoo", budget_macs: float | None = None,
         for r in runs[model]:
             r.show = show
     sup_run = supernet_run(t, d, preset, test_ref, eval_a, progress, device)
+    supernet = sup_run.model
+    search, found, error = None, None, None
+    if main:
+        evaluate = holdout_scorer(supernet, d.holdout_a, train_ref)
+        search = search_budgets(supernet, evaluate, teacher_macs, s, budget, progress)
+        if search["main"]["best"] is None:
+            error = f"no subnet fits the budget of {budget:,.0f} MACs"
+        else:
+            found = (search["main"]["best"]["config"], weights_fingerprint(supernet.state_dict()))
+    # The other ranks fine-tune with rank 0's result (and fingerprint: the same zoo entry).
+    dist = current()
+    dist.agree(error)
+    config, supernet_id = dist.from_main(found)
+    config = tuple(config)
+    exported = export_subnet(supernet, config).eval()
+    runs[FINETUNED] = [finetuned_student(seed, exported, supernet_id, t, d, preset, test_ref, eval_a,
+                                         progress, device) for seed in range(s.n_seeds)]
+    for r in runs[FINETUNED]:
+        r.show = show
     if not main:
         return {}
-    supernet = sup_run.model
-    evaluate = holdout_scorer(supernet, d.holdout_a, train_ref)
-    search = search_budgets(supernet, evaluate, teacher_macs, s, budget, progress)
-    if search["main"]["best"] is None:
-        raise ValueError(f"no subnet fits the budget of {budget:,.0f} MACs")
-    config = tuple(search["main"]["best"]["config"])
-    student = export_subnet(supernet, config).eval()
+    student = runs[FINETUNED][0].model      # what student.pt, the grid and the recording show
     x = to_float(show)
     with torch.no_grad():
-        export_diff = float((student(x) - supernet(x, config)).abs().max())
+        export_diff = float((exported(x) - supernet(x, config)).abs().max())
     quarter = runs["quarter"][0].model
 
-    fd = {"teacher": _fd(test_ref, t.model, eval_a), "student": _fd(test_ref, student, eval_a)}
-    for model in MODELS:
+    fd = {"teacher": _fd(test_ref, t.model, eval_a), "exported": _fd(test_ref, exported, eval_a)}
+    for model in (*MODELS, FINETUNED):
         fd[model] = [_fd(test_ref, r.model, eval_a) for r in runs[model]]
+    fd["student"] = sum(fd[FINETUNED]) / len(fd[FINETUNED])
+    fd_per_seed = {"student": fd[FINETUNED], **{m: fd[m] for m in MODELS}}
     macs = {"teacher": teacher_macs, "student": count_macs(student, INPUT_256),
             "quarter": count_macs(quarter, INPUT_256),
             "distilled": count_macs(runs["distilled"][0].model, INPUT_256)}
@@ -493,8 +564,9 @@ def compress_cyclegan(*, teacher: str = "zoo", budget_macs: float | None = None,
         "latency_threads": s.latency_threads, "latency_repeats": s.latency_repeats,
         "load_average": lat["teacher"].load_average,
         "fid_student_vs_teacher": fd["student"] / fd["teacher"] - 1,
-        "fd_per_seed": {m: fd[m] for m in MODELS},
-        **report_verdicts({m: fd[m] for m in MODELS}, fd["student"]),
+        "fid_student_before_finetune": fd["exported"], "finetune_steps": s.finetune_steps,
+        "fd_per_seed": fd_per_seed,
+        **report_verdicts(fd_per_seed),
         "macs_torchprofile": tp,
         "macs_agreement": {k: macs[k] / tp[k] - 1 for k in tp},
         "export_max_abs_diff": export_diff,
@@ -503,40 +575,45 @@ def compress_cyclegan(*, teacher: str = "zoo", budget_macs: float | None = None,
         "n_eval": len(eval_a), "holdout": len(d.holdout_a), "image_size": s.image_size,
         "seconds": round(time.perf_counter() - started, 1),
         "train_seconds": {"teacher": t.seconds, "supernet": sup_run.seconds,
-                          **{m: [r.seconds for r in runs[m]] for m in MODELS}},
+                          **{m: [r.seconds for r in runs[m]] for m in (*MODELS, FINETUNED)}},
     }
     say(f"student {config_to_str(config)}: {macs['student'] / 1e9:.3f}G MACs "
         f"({report['mac_reduction']:.1f}x fewer than the teacher's {teacher_macs / 1e9:.3f}G), "
         f"latency {lat['teacher'].median_ms:.1f} -> {lat['student'].median_ms:.1f} ms "
         f"({report['latency_speedup']:.2f}x), FD teacher {fd['teacher']:.3f}, student "
-        f"{fd['student']:.3f}, 0.25x {fd['quarter'][0]:.3f} [{test_ref.label}]")
+        f"{fd['student']:.3f} (mean of {len(fd[FINETUNED])} fine-tuned seeds; exported "
+        f"{fd['exported']:.3f}), 0.25x {fd['quarter'][0]:.3f} [{test_ref.label}]")
     grid = torch.cat([to_float(show[:4]), translate(t.model, show[:4]), translate(student, show[:4]),
                       translate(quarter, show[:4])])
     if out is not None:
-        _write_outputs(Path(out), report, student, config, grid, preset.name)
+        _write_outputs(Path(out), report, student, config, grid, preset.name, s.finetune_steps)
     if recording_dir is not None:
         from course_lib.gancomp.record import write_recording
-        write_recording(recording_dir, report, runs, sup_run, t, show, student, preset.name,
+        write_recording(recording_dir, report, runs, sup_run, t, show, exported, preset.name,
                         test_ref.label, d.source, s)
     return report
 
 
-def student_payload(student: nn.Module, config, preset: str) -> dict:
+def student_payload(student: nn.Module, config, preset: str, finetune_steps: int = 0) -> dict:
+    """``student.pt``: the compressed student (fine-tuned for ``finetune_steps`` steps, seed 0;
+    0: the exported subnet as it is) as an engine checkpoint."""
     spec = make_spec("compress-cyclegan", {"student": model_spec(
         MobileResnetGenerator, input_nc=student.model[1].in_channels, output_nc=3,
         widths=list(config), n_blocks=sum(1 for m in student.model if hasattr(m, "conv_block")))},
-        {"student_config": list(config)}, preset=preset, sample_role="student")
+        {"student_config": list(config), "finetune_steps": finetune_steps,
+         **({"finetune_seed": 0} if finetune_steps else {})}, preset=preset, sample_role="student")
     return {"spec": spec, "models": {"student": student.state_dict()}}
 
 
-def _write_outputs(out: Path, report: dict, student, config, grid, preset: str) -> None:
+def _write_outputs(out: Path, report: dict, student, config, grid, preset: str,
+                   finetune_steps: int) -> None:
     from PIL import Image
 
     from course_lib.fileio import atomic_path, atomic_torch_save, atomic_write_text
     from course_lib.plotting import image_grid
     from course_lib.report import plain
     out.mkdir(parents=True, exist_ok=True)
-    atomic_torch_save(student_payload(student, config, preset), out / "student.pt")
+    atomic_torch_save(student_payload(student, config, preset, finetune_steps), out / "student.pt")
     with atomic_path(out / "grid.png") as tmp:
         Image.fromarray(image_grid(grid, nrow=4)).save(tmp, format="PNG")
     atomic_write_text(json.dumps(plain(report), indent=1) + "\n", out / "report.json")

@@ -5,14 +5,18 @@ on the ``class`` preset on a 2-core CPU, so notebooks show a recording of it, ma
 this library's own code and shipped in ``course_lib/recorded/<preset>/``:
 
 - ``gancomp_runs.json`` / ``gancomp_samples.npz``: the compared fixed-width runs
-  (:data:`~course_lib.gancomp.pipeline.MODELS` x seeds) as a
-  :class:`course_lib.recording.Recording` of track ``gancomp``; its ``meta`` holds the
-  pipeline's ``report`` (the keys of ``report.json``), the settings, and the teacher's and
-  the supernet's training curves;
-- ``gancomp_teacher.pt`` and ``gancomp_supernet.pt``: the teacher and the supernet in
-  fp16 (``{"spec", "state"}``, loaded with ``weights_only=True``), for the live parts
-  (sliders, side-by-side images); the compressed student is the supernet exported at
-  the report's ``student_config``.
+  (:data:`~course_lib.gancomp.pipeline.MODELS` x seeds) and the searched subnet's
+  fine-tuned seeds (model ``finetuned``) as a :class:`course_lib.recording.Recording` of
+  track ``gancomp``; its ``meta`` holds the pipeline's ``report`` (the keys of
+  ``report.json``), the settings, and the teacher's and the supernet's training curves;
+  the samples also hold ``inputs``, ``teacher``, ``exported`` (the subnet before
+  fine-tuning) and ``student`` (fine-tuned, seed 0);
+- ``gancomp_teacher.pt``, ``gancomp_supernet.pt`` and ``gancomp_student.pt``: the
+  teacher, the supernet and the fine-tuned student of seed 0 in fp16 (``{"spec",
+  "state"}``, loaded with ``weights_only=True``), for the live parts (sliders,
+  side-by-side images, timing). A recording made before the fine-tune stage has no
+  student file: its compressed student is the supernet exported at the report's
+  ``student_config`` (:func:`student_kind` says which).
 
 Make the class recording (hours; run it overnight)::
 
@@ -36,6 +40,7 @@ from torch import nn
 
 from course_lib.compress.supernet import export_subnet
 from course_lib.fileio import atomic_torch_save, load_checkpoint
+from course_lib.gancomp.pipeline import FINETUNED, MODELS, report_verdicts
 from course_lib.models.registry import build_model
 from course_lib.recording import (Recording, Track, load_recording, record_runs, recording_dir,
                                   register_track, thin_history, to_fp16, to_fp32)
@@ -44,20 +49,26 @@ TRACK = register_track(Track(
     "gancomp", ("model",), lambda r: f"{r['model']}-s{r['seed']}", "gancomp_",
     "python -m course_lib.gancomp.record"))
 WEIGHT_FILES = {"teacher": "gancomp_teacher.pt", "supernet": "gancomp_supernet.pt"}
+STUDENT_FILE = "gancomp_student.pt"     # absent from recordings made before the fine-tune stage
+STUDENT_KINDS = {"finetuned": "the searched subnet, fine-tuned (seed 0)",
+                 "exported": "the searched subnet as exported from the supernet, not fine-tuned "
+                             "(this recording was made before the fine-tune stage)"}
 
 
 def _fp16_file(model: nn.Module, spec: dict, path: Path) -> None:
     atomic_torch_save({"spec": spec, "state": to_fp16(model.state_dict())}, path)
 
 
-def write_recording(directory, report: dict, runs: dict, supernet_run, teacher, show, student,
+def write_recording(directory, report: dict, runs: dict, supernet_run, teacher, show, exported,
                     preset: str, feature_extractor: str, data_source: str, settings) -> Recording:
-    """Write the recording of one pipeline run into ``directory`` (see the module docstring)."""
-    from course_lib.gancomp.pipeline import MODELS
+    """Write the recording of one pipeline run into ``directory`` (see the module docstring).
+    runs: the :data:`MODELS` and ``finetuned`` runs by model (lists over seeds); exported:
+    the subnet before fine-tuning."""
     from course_lib.tasks.cyclegan import translate
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    plan = [{"model": m, "seed": seed} for m in MODELS for seed in range(len(runs[m]))]
+    plan = [{"model": m, "seed": seed} for m in (*MODELS, FINETUNED) for seed in range(len(runs[m]))]
+    student = runs[FINETUNED][0]
     teacher_out = translate(teacher.model, show)
     meta = {"report": report, "settings": asdict(settings),
             "teacher_history": thin_history(teacher.history), "teacher_seconds": teacher.seconds,
@@ -67,11 +78,13 @@ def write_recording(directory, report: dict, runs: dict, supernet_run, teacher, 
                       feature_extractor=feature_extractor, data_source=data_source,
                       out_dir=directory, n_samples=len(show), meta=meta,
                       extra_samples={"inputs": torch.as_tensor(show).float() / 127.5 - 1,
-                                     "teacher": teacher_out, "student": translate(student, show)},
+                                     "teacher": teacher_out, "exported": translate(exported, show),
+                                     "student": translate(student.model, show)},
                       describe=lambda run, final: f"{run['key']}: FD {final.get('fd_a2b', float('nan')):.3f}")
     _fp16_file(teacher.model, teacher.spec, directory / WEIGHT_FILES["teacher"])
     _fp16_file(supernet_run.model, supernet_run.spec["models"]["student"],
                directory / WEIGHT_FILES["supernet"])
+    _fp16_file(student.model, student.spec["models"]["student"], directory / STUDENT_FILE)
     return rec
 
 
@@ -87,14 +100,25 @@ class NotebookRecording:
 
     @property
     def report(self) -> dict:
-        """The recorded report, its verdicts recomputed from its per-seed FDs."""
-        from course_lib.gancomp.pipeline import report_verdicts
-        rep = self.recording.meta["report"]
-        return {**rep, **report_verdicts(rep["fd_per_seed"], rep["fid_student"])}
+        """The recorded report, its verdicts recomputed from its per-seed FDs. A report made
+        before the fine-tune stage reads as one: ``finetune_steps`` 0, its one student's FD
+        as the student's seeds and as ``fid_student_before_finetune``."""
+        rep = dict(self.recording.meta["report"])
+        if "fid_student_before_finetune" not in rep:
+            rep.update(fid_student_before_finetune=rep["fid_student"], finetune_steps=0,
+                       fd_per_seed={"student": [rep["fid_student"]], **rep["fd_per_seed"]})
+        return {**rep, **report_verdicts(rep["fd_per_seed"])}
 
     @property
     def settings(self) -> dict:
-        return self.recording.meta["settings"]
+        """The recorded :class:`~course_lib.presets.GanCompSettings` fields (a recording made
+        before the fine-tune stage: ``finetune_steps`` 0)."""
+        return {"finetune_steps": 0, **self.recording.meta["settings"]}
+
+    @property
+    def student_label(self) -> str:
+        """Which student :meth:`models` and the ``student`` samples are (see :data:`STUDENT_KINDS`)."""
+        return STUDENT_KINDS[student_kind(self.recording.preset)]
 
     @property
     def directory(self) -> Path:
@@ -122,7 +146,8 @@ class NotebookRecording:
                 f'Data: {html.escape(rec.data_source)}.</div>')
 
     def models(self) -> dict[str, nn.Module]:
-        """The recorded teacher, supernet and compressed student (fp32, eval, CPU)."""
+        """The recorded teacher, supernet, exported subnet and compressed student (fp32,
+        eval, CPU)."""
         return recorded_models(self.recording.preset)
 
 
@@ -148,11 +173,23 @@ def _load_fp16(path: Path) -> nn.Module:
     return model.eval()
 
 
+def _shown_preset(preset: str) -> str:
+    return preset if has_recording(preset) else "ci"
+
+
+def student_kind(preset: str = "class") -> str:
+    """"finetuned" when the recording of ``preset`` (the ``ci`` one when it is absent) ships
+    the fine-tuned student, "exported" when it predates the fine-tune stage."""
+    return "finetuned" if (recording_dir(_shown_preset(preset)) / STUDENT_FILE).exists() else "exported"
+
+
 def recorded_models(preset: str = "class") -> dict[str, nn.Module]:
-    """``{"teacher", "supernet", "student"}`` of the ``preset`` recording (the ``ci`` one
-    when it is absent): fp32 models in eval mode on the CPU."""
-    if not has_recording(preset):
-        preset = "ci"
+    """``{"teacher", "supernet", "exported", "student"}`` of the ``preset`` recording (the
+    ``ci`` one when it is absent): fp32 models in eval mode on the CPU. ``exported`` is the
+    supernet exported at the report's ``student_config``; ``student`` is the fine-tuned
+    student of seed 0, or the exported subnet in a recording made before the fine-tune
+    stage (:func:`student_kind` says which)."""
+    preset = _shown_preset(preset)
     directory = recording_dir(preset)
     for name in WEIGHT_FILES.values():
         if not (directory / name).exists():
@@ -161,13 +198,17 @@ def recorded_models(preset: str = "class") -> dict[str, nn.Module]:
     teacher = _load_fp16(directory / WEIGHT_FILES["teacher"])
     supernet = _load_fp16(directory / WEIGHT_FILES["supernet"])
     report = json.loads((directory / f"{TRACK.prefix}runs.json").read_text())["report"]
-    student = export_subnet(supernet, tuple(report["student_config"])).eval()
-    return {"teacher": teacher, "supernet": supernet, "student": student}
+    exported = export_subnet(supernet, tuple(report["student_config"])).eval()
+    student = (_load_fp16(directory / STUDENT_FILE) if student_kind(preset) == "finetuned"
+               else exported)
+    return {"teacher": teacher, "supernet": supernet, "exported": exported, "student": student}
 
 
 def compressed_student(preset: str = "class") -> nn.Module:
     """Notebook 07's compressed CycleGAN student (a ``MobileResnetGenerator``, fp32, eval,
-    CPU) from the recording of ``preset`` (the ``ci`` one when it is absent)."""
+    CPU) from the recording of ``preset`` (the ``ci`` one when it is absent): the
+    fine-tuned student of seed 0, or the exported subnet in a recording made before the
+    fine-tune stage (:func:`student_kind` says which)."""
     return recorded_models(preset)["student"]
 
 

@@ -85,6 +85,9 @@ class DistillTask(Task):
     a, b: domains A (the input) and B (the reals D sees), uint8 or float [N, 3, S, S];
     eval_a and reference: test A images and a :class:`Reference` of test B for the
     evaluations (``fd_a2b``; a supernet reports ``fd_largest`` and ``fd_smallest``).
+    init_from: the student's state dict to start from instead of a random init
+    (fine-tuning, e.g. a subnet exported from a supernet); D and the 1x1 mappers start
+    afresh. None: the usual random init.
     """
 
     name = "distill"
@@ -94,12 +97,13 @@ class DistillTask(Task):
     def __init__(self, config: DistillConfig, teacher_spec: dict, teacher_state: dict,
                  student_spec: dict, a: torch.Tensor, b: torch.Tensor, *,
                  eval_a: torch.Tensor | None = None, reference: Reference | None = None,
-                 data_source: str = ""):
+                 init_from: dict | None = None, data_source: str = ""):
         check_domains(a, b, config.image_size)
         self.cfg, self.seed = config, config.seed
         self.teacher_spec, self.teacher_state, self.student_spec = teacher_spec, teacher_state, student_spec
         self.a, self.b = a, b
         self.eval_a, self.reference = eval_a, reference
+        self.init_from = init_from
         self._source = data_source
         self.distiller: Distiller | None = None
         self.supernet = student_spec["class"] == SuperMobileResnetGenerator.__name__
@@ -109,7 +113,8 @@ class DistillTask(Task):
         return self._source
 
     def config(self) -> dict:
-        return self.cfg.as_dict()
+        # Marked only when set, so the checkpoints of plain runs keep their spec.
+        return {**self.cfg.as_dict(), **({"init_from": True} if self.init_from is not None else {})}
 
     def model_specs(self) -> dict[str, dict]:
         d = model_spec(NLayerDiscriminator, input_nc=3, ndf=self.cfg.ndf, n_layers=self.cfg.n_layers_d)
@@ -120,11 +125,9 @@ class DistillTask(Task):
                         "images in the smaller domain")
         init_weights(models["student"], 0.02)
         init_weights(models["D"], 0.02)
-        try:
-            models["teacher"].load_state_dict(self.teacher_state, strict=True)
-        except RuntimeError as exc:
-            raise ValueError(f"the teacher's weights do not fit its spec "
-                             f"({str(exc).splitlines()[0][:160]})") from None
+        _load_weights(models["teacher"], self.teacher_state, "the teacher's weights")
+        if self.init_from is not None:      # before a resume, which overwrites it
+            _load_weights(models["student"], self.init_from, "the student's init_from weights")
         s = self.cfg.image_size
         # Freezes the teacher (so the loop keeps it out of DDP and in eval mode).
         self.distiller = Distiller(models["teacher"], models["student"], torch.zeros(1, 3, s, s))
@@ -197,6 +200,13 @@ class DistillTask(Task):
             self.distiller.load_state_dict(state["mappers"])
 
 
+def _load_weights(model: nn.Module, state: dict, what: str) -> None:
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"{what} do not fit its spec ({str(exc).splitlines()[0][:160]})") from None
+
+
 def _all_reduce_mean(grad: torch.Tensor, world: int) -> torch.Tensor:
     grad = grad.clone()
     torch.distributed.all_reduce(grad)
@@ -207,11 +217,13 @@ def train_distill(teacher_spec: dict, teacher_state: dict, student_spec: dict, a
                   b: torch.Tensor, config: DistillConfig, *, eval_a=None, reference=None,
                   out_dir: str | os.PathLike | None = None, resume: bool = True,
                   device: str = "auto", precision: str = "auto", preset: str | None = None,
-                  progress: bool = True, data_source: str = "", describe: str = "") -> Run:
+                  progress: bool = True, data_source: str = "", describe: str = "",
+                  init_from: dict | None = None) -> Run:
     """Distil (or train a supernet) with :class:`DistillTask`; returns the engine's Run
-    (``run.models["student"]`` in eval mode; the teacher's hooks are removed)."""
+    (``run.models["student"]`` in eval mode; the teacher's hooks are removed).
+    init_from: the student's state dict to start from (fine-tuning); None: a random init."""
     task = DistillTask(config, teacher_spec, teacher_state, student_spec, a, b, eval_a=eval_a,
-                       reference=reference, data_source=data_source)
+                       reference=reference, init_from=init_from, data_source=data_source)
     try:
         return fit(task, steps=config.steps, out_dir=out_dir, resume=resume, device=device,
                    precision=precision, eval_every=config.eval_every,
