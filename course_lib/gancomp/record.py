@@ -10,13 +10,14 @@ this library's own code and shipped in ``course_lib/recorded/<preset>/``:
   track ``gancomp``; its ``meta`` holds the pipeline's ``report`` (the keys of
   ``report.json``), the settings, and the teacher's and the supernet's training curves;
   the samples also hold ``inputs``, ``teacher``, ``exported`` (the subnet before
-  fine-tuning) and ``student`` (fine-tuned, seed 0);
+  fine-tuning) and ``student`` (the report's student: fine-tuned seed 0, or the exported
+  subnet when fine-tuning was not kept, ``report["finetune_kept"]``);
 - ``gancomp_teacher.pt``, ``gancomp_supernet.pt`` and ``gancomp_student.pt``: the
   teacher, the supernet and the fine-tuned student of seed 0 in fp16 (``{"spec",
   "state"}``, loaded with ``weights_only=True``), for the live parts (sliders,
-  side-by-side images, timing). A recording made before the fine-tune stage has no
-  student file: its compressed student is the supernet exported at the report's
-  ``student_config`` (:func:`student_kind` says which).
+  side-by-side images, timing). Without a student file (fine-tuning not kept, or a
+  recording made before the fine-tune stage) the compressed student is the supernet
+  exported at the report's ``student_config`` (:func:`student_kind` says which).
 
 Make the class recording (hours; run it overnight)::
 
@@ -49,10 +50,11 @@ TRACK = register_track(Track(
     "gancomp", ("model",), lambda r: f"{r['model']}-s{r['seed']}", "gancomp_",
     "python -m course_lib.gancomp.record"))
 WEIGHT_FILES = {"teacher": "gancomp_teacher.pt", "supernet": "gancomp_supernet.pt"}
-STUDENT_FILE = "gancomp_student.pt"     # absent from recordings made before the fine-tune stage
+STUDENT_FILE = "gancomp_student.pt"     # absent when the student is the exported subnet
 STUDENT_KINDS = {"finetuned": "the searched subnet, fine-tuned (seed 0)",
                  "exported": "the searched subnet as exported from the supernet, not fine-tuned "
-                             "(this recording was made before the fine-tune stage)"}
+                             "(fine-tuning did not help on the held-out images, or the recording "
+                             "predates the fine-tune stage)"}
 
 
 def _fp16_file(model: nn.Module, spec: dict, path: Path) -> None:
@@ -68,7 +70,8 @@ def write_recording(directory, report: dict, runs: dict, supernet_run, teacher, 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     plan = [{"model": m, "seed": seed} for m in (*MODELS, FINETUNED) for seed in range(len(runs[m]))]
-    student = runs[FINETUNED][0]
+    kept = report.get("finetune_kept", True)
+    student = runs[FINETUNED][0].model if kept else exported
     teacher_out = translate(teacher.model, show)
     meta = {"report": report, "settings": asdict(settings),
             "teacher_history": thin_history(teacher.history), "teacher_seconds": teacher.seconds,
@@ -79,12 +82,15 @@ def write_recording(directory, report: dict, runs: dict, supernet_run, teacher, 
                       out_dir=directory, n_samples=len(show), meta=meta,
                       extra_samples={"inputs": torch.as_tensor(show).float() / 127.5 - 1,
                                      "teacher": teacher_out, "exported": translate(exported, show),
-                                     "student": translate(student.model, show)},
+                                     "student": translate(student, show)},
                       describe=lambda run, final: f"{run['key']}: FD {final.get('fd_a2b', float('nan')):.3f}")
     _fp16_file(teacher.model, teacher.spec, directory / WEIGHT_FILES["teacher"])
     _fp16_file(supernet_run.model, supernet_run.spec["models"]["student"],
                directory / WEIGHT_FILES["supernet"])
-    _fp16_file(student.model, student.spec["models"]["student"], directory / STUDENT_FILE)
+    if kept:        # else the student is the exported subnet, rebuilt from the supernet
+        _fp16_file(student, runs[FINETUNED][0].spec["models"]["student"], directory / STUDENT_FILE)
+    else:
+        (directory / STUDENT_FILE).unlink(missing_ok=True)
     return rec
 
 
@@ -179,7 +185,8 @@ def _shown_preset(preset: str) -> str:
 
 def student_kind(preset: str = "class") -> str:
     """"finetuned" when the recording of ``preset`` (the ``ci`` one when it is absent) ships
-    the fine-tuned student, "exported" when it predates the fine-tune stage."""
+    the fine-tuned student, "exported" when its student is the exported subnet (fine-tuning
+    not kept, or a recording made before the fine-tune stage)."""
     return "finetuned" if (recording_dir(_shown_preset(preset)) / STUDENT_FILE).exists() else "exported"
 
 
