@@ -24,6 +24,7 @@ runs cached so far, listing the others as missing.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -191,6 +192,9 @@ def record(preset: str | Preset = "class", out_dir: str | Path | None = None, n_
                       feature_extractor=reference.label,
                       data_source=cifar10(split="test").source, out_dir=out_dir,
                       n_samples=n_samples, describe=describe, keep=keep, meta=meta)
+    if meta:    # the kept runs' D figures were retired: the added runs' go too (one kind per file)
+        path = recording.recording_dir(preset.name, out_dir) / "runs.json"
+        _drop_monitor_figures(path, json.loads(path.read_text()), meta["monitor_retired"])
     return Path(out_dir) if out_dir else RECORDED_DIR / rec.preset
 
 
@@ -319,23 +323,27 @@ def retire_eval_mode_monitor(directory: str | Path) -> bool:
     with D in eval mode, not the classifier being trained: see :mod:`course_lib.monitor`),
     keeping its FD curves, which do not depend on how D is watched; the monitor recording
     holds D's figures instead. Returns True if the file changed."""
-    import json
-
-    from course_lib.fileio import atomic_path
-
     path = Path(directory) / "runs.json"
     body = json.loads(path.read_text())
     if body.get("monitor_retired"):
         return False
+    _drop_monitor_figures(path, body, "D's accuracies, gap and r_t were measured in eval mode "
+                                      "(BatchNorm running statistics) and are dropped; see "
+                                      "monitor_runs.json")
+    return True
+
+
+def _drop_monitor_figures(path: Path, body: dict, why: str) -> None:
+    """Write ``body`` to ``path`` without D's figures (:data:`EVAL_MODE_KEYS`), saying ``why``."""
+    from course_lib.fileio import atomic_path
+
     for run in body["runs"]:
         for part in ("history", "final"):
             for key in EVAL_MODE_KEYS:
                 run[part].pop(key, None)
-    body["monitor_retired"] = ("D's accuracies, gap and r_t were measured in eval mode (BatchNorm "
-                               "running statistics) and are dropped; see monitor_runs.json")
+    body["monitor_retired"] = why
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(body, indent=1))
-    return True
 
 
 def load_monitor_recording(preset: str = "class", directory: str | Path | None = None) -> Recording:
