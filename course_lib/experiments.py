@@ -187,7 +187,8 @@ def record(preset: str | Preset = "class", out_dir: str | Path | None = None, n_
         return (f"{run['key']}: fd {final.get('fd', float('nan')):.2f}, "
                 f"gap {final.get('gap', float('nan')):.3f}")
 
-    meta = {"monitor_retired": keep.meta["monitor_retired"]} if keep and "monitor_retired" in keep.meta else {}
+    retired = keep.meta.get("monitor_retired") if keep is not None else None
+    meta = {"monitor_retired": retired} if retired else {}
     rec = record_runs("cifar", plan, train, preset=preset.name,
                       feature_extractor=reference.label,
                       data_source=cifar10(split="test").source, out_dir=out_dir,
