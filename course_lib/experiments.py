@@ -155,8 +155,9 @@ def record(preset: str | Preset = "class", out_dir: str | Path | None = None, n_
     :func:`course_lib.recording.record_runs`.
 
     keep_recorded: keep the runs the recording in ``out_dir`` (default: the shipped one)
-    already holds and train only the missing ones. ``cached_only`` and ``part`` work as in
-    :func:`record_monitor`.
+    already holds and train only the missing ones. ``cached_only``: train nothing, record
+    what the zoo holds (the rest listed as missing). ``part`` "K/N": train only every N-th
+    run still to train, from the K-th; with ``out_dir``, then record what the zoo holds.
     """
     from course_lib.data import cifar10
 
@@ -177,11 +178,12 @@ def record(preset: str | Preset = "class", out_dir: str | Path | None = None, n_
         return cifar_run(fraction, augment, seed, preset, reference=reference,
                          cached_only=cached_only)
 
-    if part:
+    if part:    # train this part; with out_dir, then record what the zoo holds so far
         for cell in _part(todo, part):
             train(**cell)
         if not out_dir:
             return RECORDED_DIR / preset.name
+        cached_only = True
 
     def describe(run, final):
         return (f"{run['key']}: fd {final.get('fd', float('nan')):.2f}, "
@@ -209,7 +211,7 @@ def record_policy(policy: str, preset: str | Preset = "class", out_dir: str | Pa
     """Record DiffAugment with another ``policy`` at 10% of the data: the comparison's
     length and seeds (``policy_runs.json``, ``policy_samples.npz``). Notebook 03 sets it
     against the comparison's runs without augmentation, on the final and the best FD.
-    ``cached_only`` and ``part`` work as in :func:`record_monitor`."""
+    ``cached_only`` and ``part`` work as in :func:`record`."""
     from course_lib.data import cifar10
 
     preset = get_preset(preset)
@@ -221,11 +223,12 @@ def record_policy(policy: str, preset: str | Preset = "class", out_dir: str | Pa
         return cifar_run(fraction, augment, seed, preset, policy=policy, reference=reference,
                          cached_only=cached_only)
 
-    if part:
+    if part:    # train this part; with out_dir, then record what the zoo holds so far
         for cell in _part(plan, part):
             train(**cell)
         if not out_dir:
             return RECORDED_DIR / preset.name
+        cached_only = True
     record_runs("policy", plan, train, preset=preset.name, feature_extractor=reference.label,
                 data_source=cifar10(split="test").source, out_dir=out_dir, n_samples=n_samples,
                 meta={"steps": preset.cifar.compare_steps})

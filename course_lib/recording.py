@@ -295,12 +295,15 @@ class Recording:
     def at_step(self, *values, key: str = "fd", step: int) -> list[float]:
         """Per-seed ``key`` of a configuration at evaluation step ``step`` (e.g. the middle
         of the runs, to compare with their end)."""
+        runs = self.select(*values)
+        if not runs:
+            raise KeyError(f"no recorded runs with {self._where(values)}")
         out = []
-        for run in self.select(*values):
+        for run in runs:
             steps = run["history"]["eval_step"]
             if step not in steps:
-                raise KeyError(f"{run['key']} was not evaluated at step {step}; it was at "
-                               f"{steps[0]}, {steps[1] if len(steps) > 1 else ''}... {steps[-1]}")
+                raise KeyError(f"{run['key']} was not evaluated at step {step}; its evaluations: "
+                               f"{', '.join(map(str, steps))}")
             out.append(float(run["history"][key][steps.index(step)]))
         return out
 
@@ -461,11 +464,11 @@ def record_runs(track: str, plan: Iterable[dict], train: Callable[..., object], 
     out = recording_dir(preset, out_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs, samples, missing, kept = [], {}, [], []
-    if keep is not None and (keep.track, keep.preset, keep.feature_extractor) != (
-            track, preset, feature_extractor):
-        raise ValueError(f"cannot keep runs of the {keep.preset} {keep.track} recording measured "
-                         f"with {keep.feature_extractor!r} in a {preset} {track} recording "
-                         f"measured with {feature_extractor!r}: record it whole")
+    if keep is not None and (keep.track, keep.preset, keep.feature_extractor, keep.data_source) != (
+            track, preset, feature_extractor, data_source):
+        raise ValueError(f"cannot keep runs of the {keep.preset} {keep.track} recording ("
+                         f"{keep.feature_extractor}; {keep.data_source}) in a {preset} {track} "
+                         f"recording ({feature_extractor}; {data_source}): record it whole")
     earlier = {r["key"]: r for r in keep.runs} if keep is not None else {}
     for cell in plan:
         key = t.key(cell)

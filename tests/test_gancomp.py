@@ -103,6 +103,9 @@ def test_compress_cyclegan_ci_writes_the_report(tmp_path, monkeypatch, capsys):
     # is the student's, each naming the supernet it started from.
     from course_lib import zoo
     n_seeds = PRESETS["ci"].gancomp.n_seeds
+    assert report["finetune_kept"]      # on ci, fine-tuning helps on the held-out images
+    best = min(range(n_seeds), key=report["heldout_fd"]["finetuned"].__getitem__)
+    assert report["finetune_seed"] == best
     seeds = report["fd_per_seed"]["student"]
     assert len(seeds) == n_seeds and report["fid_student"] == pytest.approx(sum(seeds) / n_seeds)
     assert report["finetune_steps"] == PRESETS["ci"].gancomp.finetune_steps
@@ -117,15 +120,39 @@ def test_compress_cyclegan_ci_writes_the_report(tmp_path, monkeypatch, capsys):
     student = load_model(out / "student.pt")
     assert isinstance(student, MobileResnetGenerator)
     assert list(student.widths) == report["student_config"]
-    assert read_spec(out / "student.pt")["config"]["finetune_seed"] == 0
-    seed0 = torch.load(zoo.entry_paths("gancomp-finetuned-embedded", "ci", 0)[0], weights_only=True)
-    assert all(torch.equal(v, seed0["models"]["student"][k]) for k, v in student.state_dict().items())
+    assert read_spec(out / "student.pt")["config"]["finetune_seed"] == best
+    chosen = torch.load(zoo.entry_paths("gancomp-finetuned-embedded", "ci", best)[0], weights_only=True)
+    assert all(torch.equal(v, chosen["models"]["student"][k]) for k, v in student.state_dict().items())
     # A second run loads every model from the zoo: same student, same figures.
     with torch_threads(1):
         assert main(["compress-cyclegan", "--preset", "ci", "--out", str(out)]) == 0
     again = json.loads((out / "report.json").read_text())
     assert again["student_config"] == report["student_config"]
     assert again["fid_student"] == pytest.approx(report["fid_student"])
+    # A fine-tune that does worse on the held-out images is not kept: the student is the
+    # exported subnet, everywhere it shows.
+    from course_lib.gancomp import pipeline
+
+    real_finetune = pipeline.finetuned_student
+
+    def ruined(*args, **kwargs):
+        run = real_finetune(*args, **kwargs)
+        with torch.no_grad():
+            for p in run.model.parameters():
+                p.zero_()       # a constant grey image
+        return run
+
+    monkeypatch.setattr(pipeline, "finetuned_student", ruined)
+    capsys.readouterr()
+    with torch_threads(1):
+        assert main(["compress-cyclegan", "--preset", "ci", "--out", str(out)]) == 0
+    worse = json.loads((out / "report.json").read_text())
+    assert not worse["finetune_kept"] and worse["finetune_seed"] is None
+    assert worse["fid_student"] == worse["fid_student_before_finetune"] == \
+        pytest.approx(report["fid_student_before_finetune"])
+    assert worse["fd_per_seed"]["student"] == [worse["fid_student"]]
+    assert read_spec(out / "student.pt")["config"]["finetune_steps"] == 0
+    assert "not kept" in capsys.readouterr().out
 
 
 def test_compress_cyclegan_bad_input_is_one_line(tmp_path, capsys):
@@ -289,13 +316,20 @@ def test_a_recording_made_before_the_fine_tune_stage_still_reads(monkeypatch, tm
     (old / STUDENT_FILE).unlink()
     runs = json_.loads((old / "gancomp_runs.json").read_text())
     report, settings = runs["report"], runs["settings"]
+    monkeypatch.setattr("course_lib.recording.RECORDED_DIR", tmp_path)
+    # A report that keeps its fine-tuned student but lost the file is refused in one line.
+    with pytest.raises(FileNotFoundError, match="gancomp_student.pt is missing"):
+        student_kind("class")
     for key in ("fid_student_before_finetune", "finetune_steps"):
         del report[key]
+    for key in ("finetune_kept", "finetune_seed", "fid_finetuned", "heldout_fd"):
+        report.pop(key, None)
     del settings["finetune_steps"]
     del report["fd_per_seed"]["student"]
+    report["fd_per_seed"].pop("finetuned", None)
     runs["runs"] = [r for r in runs["runs"] if r["model"] != "finetuned"]
+    runs["preset"] = "class"            # as a class recording says
     (old / "gancomp_runs.json").write_text(json_.dumps(runs))
-    monkeypatch.setattr("course_lib.recording.RECORDED_DIR", tmp_path)
 
     shown = notebook_recording("class")
     assert not shown.stand_in and student_kind("class") == "exported"

@@ -37,7 +37,8 @@ Under torchrun every rank trains the stages data-parallel; rank 0 alone searches
 sends the result to the others, which fine-tune with it), evaluates and writes.
 
 Writes ``report.json`` (:data:`REPORT_KEYS` and more), ``student.pt`` (the student: the
-fine-tuned one of seed 0, or the exported subnet when fine-tuning was not kept;
+fine-tuned seed with the lowest held-out FD, ``finetune_seed``, or the exported subnet when
+fine-tuning was not kept;
 ``course_lib.engine.load_model("student.pt")``) and ``grid.png`` (rows:
 test A, teacher, compressed student, 0.25x) into ``out``, and, with ``recording_dir``,
 the recording notebooks 05-07 show (:mod:`course_lib.gancomp.record`).
@@ -515,8 +516,10 @@ def compress_cyclegan(*, teacher: str = "zoo", budget_macs: float | None = None,
     heldout = {"exported": _fd(train_ref, exported, d.holdout_a),
                FINETUNED: [_fd(train_ref, r.model, d.holdout_a) for r in runs[FINETUNED]]}
     finetune_kept = sum(heldout[FINETUNED]) / len(heldout[FINETUNED]) < heldout["exported"]
-    # what student.pt, the grid and the recording show
-    student = runs[FINETUNED][0].model if finetune_kept else exported
+    # what student.pt, the grid and the recording show: the fine-tuned seed that did best on
+    # the held-out images, or the exported subnet
+    finetune_seed = min(range(len(heldout[FINETUNED])), key=heldout[FINETUNED].__getitem__)
+    student = runs[FINETUNED][finetune_seed].model if finetune_kept else exported
     x = to_float(show)
     with torch.no_grad():
         export_diff = float((exported(x) - supernet(x, config)).abs().max())
@@ -577,6 +580,7 @@ def compress_cyclegan(*, teacher: str = "zoo", budget_macs: float | None = None,
         "fid_student_vs_teacher": fd["student"] / fd["teacher"] - 1,
         "fid_student_before_finetune": fd["exported"], "finetune_steps": s.finetune_steps,
         "fid_finetuned": fd["finetuned_mean"], "finetune_kept": finetune_kept,
+        "finetune_seed": finetune_seed if finetune_kept else None,
         "heldout_fd": heldout,
         "fd_per_seed": fd_per_seed,
         **report_verdicts(fd_per_seed),
@@ -603,7 +607,8 @@ def compress_cyclegan(*, teacher: str = "zoo", budget_macs: float | None = None,
     grid = torch.cat([to_float(show[:4]), translate(t.model, show[:4]), translate(student, show[:4]),
                       translate(quarter, show[:4])])
     if out is not None:
-        _write_outputs(Path(out), report, student, config, grid, preset.name, s.finetune_steps)
+        _write_outputs(Path(out), report, student, config, grid, preset.name,
+                       s.finetune_steps if finetune_kept else 0, finetune_seed)
     if recording_dir is not None:
         from course_lib.gancomp.record import write_recording
         write_recording(recording_dir, report, runs, sup_run, t, show, exported, preset.name,
@@ -611,26 +616,29 @@ def compress_cyclegan(*, teacher: str = "zoo", budget_macs: float | None = None,
     return report
 
 
-def student_payload(student: nn.Module, config, preset: str, finetune_steps: int = 0) -> dict:
-    """``student.pt``: the compressed student (fine-tuned for ``finetune_steps`` steps, seed 0;
-    0: the exported subnet as it is) as an engine checkpoint."""
+def student_payload(student: nn.Module, config, preset: str, finetune_steps: int = 0,
+                    finetune_seed: int = 0) -> dict:
+    """``student.pt``: the compressed student (fine-tuned for ``finetune_steps`` steps, seed
+    ``finetune_seed``; 0 steps: the exported subnet as it is) as an engine checkpoint."""
     spec = make_spec("compress-cyclegan", {"student": model_spec(
         MobileResnetGenerator, input_nc=student.model[1].in_channels, output_nc=3,
         widths=list(config), n_blocks=sum(1 for m in student.model if hasattr(m, "conv_block")))},
         {"student_config": list(config), "finetune_steps": finetune_steps,
-         **({"finetune_seed": 0} if finetune_steps else {})}, preset=preset, sample_role="student")
+         **({"finetune_seed": finetune_seed} if finetune_steps else {})}, preset=preset,
+        sample_role="student")
     return {"spec": spec, "models": {"student": student.state_dict()}}
 
 
 def _write_outputs(out: Path, report: dict, student, config, grid, preset: str,
-                   finetune_steps: int) -> None:
+                   finetune_steps: int, finetune_seed: int) -> None:
     from PIL import Image
 
     from course_lib.fileio import atomic_path, atomic_torch_save, atomic_write_text
     from course_lib.plotting import image_grid
     from course_lib.report import plain
     out.mkdir(parents=True, exist_ok=True)
-    atomic_torch_save(student_payload(student, config, preset, finetune_steps), out / "student.pt")
+    atomic_torch_save(student_payload(student, config, preset, finetune_steps, finetune_seed),
+                      out / "student.pt")
     with atomic_path(out / "grid.png") as tmp:
         Image.fromarray(image_grid(grid, nrow=4)).save(tmp, format="PNG")
     atomic_write_text(json.dumps(plain(report), indent=1) + "\n", out / "report.json")

@@ -10,10 +10,11 @@ this library's own code and shipped in ``course_lib/recorded/<preset>/``:
   track ``gancomp``; its ``meta`` holds the pipeline's ``report`` (the keys of
   ``report.json``), the settings, and the teacher's and the supernet's training curves;
   the samples also hold ``inputs``, ``teacher``, ``exported`` (the subnet before
-  fine-tuning) and ``student`` (the report's student: fine-tuned seed 0, or the exported
-  subnet when fine-tuning was not kept, ``report["finetune_kept"]``);
+  fine-tuning) and ``student`` (the report's student: the fine-tuned seed
+  ``report["finetune_seed"]``, or the exported subnet when fine-tuning was not kept,
+  ``report["finetune_kept"]``);
 - ``gancomp_teacher.pt``, ``gancomp_supernet.pt`` and ``gancomp_student.pt``: the
-  teacher, the supernet and the fine-tuned student of seed 0 in fp16 (``{"spec",
+  teacher, the supernet and the fine-tuned student (when kept) in fp16 (``{"spec",
   "state"}``, loaded with ``weights_only=True``), for the live parts (sliders,
   side-by-side images, timing). Without a student file (fine-tuning not kept, or a
   recording made before the fine-tune stage) the compressed student is the supernet
@@ -51,7 +52,7 @@ TRACK = register_track(Track(
     "python -m course_lib.gancomp.record"))
 WEIGHT_FILES = {"teacher": "gancomp_teacher.pt", "supernet": "gancomp_supernet.pt"}
 STUDENT_FILE = "gancomp_student.pt"     # absent when the student is the exported subnet
-STUDENT_KINDS = {"finetuned": "the searched subnet, fine-tuned (seed 0)",
+STUDENT_KINDS = {"finetuned": "the searched subnet, fine-tuned (the seed best on held-out images)",
                  "exported": "the searched subnet as exported from the supernet, not fine-tuned "
                              "(fine-tuning did not help on the held-out images, or the recording "
                              "predates the fine-tune stage)"}
@@ -71,7 +72,8 @@ def write_recording(directory, report: dict, runs: dict, supernet_run, teacher, 
     directory.mkdir(parents=True, exist_ok=True)
     plan = [{"model": m, "seed": seed} for m in (*MODELS, FINETUNED) for seed in range(len(runs[m]))]
     kept = report.get("finetune_kept", True)
-    student = runs[FINETUNED][0].model if kept else exported
+    chosen = runs[FINETUNED][report.get("finetune_seed") or 0]
+    student = chosen.model if kept else exported
     teacher_out = translate(teacher.model, show)
     meta = {"report": report, "settings": asdict(settings),
             "teacher_history": thin_history(teacher.history), "teacher_seconds": teacher.seconds,
@@ -88,7 +90,7 @@ def write_recording(directory, report: dict, runs: dict, supernet_run, teacher, 
     _fp16_file(supernet_run.model, supernet_run.spec["models"]["student"],
                directory / WEIGHT_FILES["supernet"])
     if kept:        # else the student is the exported subnet, rebuilt from the supernet
-        _fp16_file(student, runs[FINETUNED][0].spec["models"]["student"], directory / STUDENT_FILE)
+        _fp16_file(student, chosen.spec["models"]["student"], directory / STUDENT_FILE)
     else:
         (directory / STUDENT_FILE).unlink(missing_ok=True)
     return rec
@@ -187,15 +189,21 @@ def student_kind(preset: str = "class") -> str:
     """"finetuned" when the recording of ``preset`` (the ``ci`` one when it is absent) ships
     the fine-tuned student, "exported" when its student is the exported subnet (fine-tuning
     not kept, or a recording made before the fine-tune stage)."""
-    return "finetuned" if (recording_dir(_shown_preset(preset)) / STUDENT_FILE).exists() else "exported"
+    directory = recording_dir(_shown_preset(preset))
+    report = json.loads((directory / f"{TRACK.prefix}runs.json").read_text())["report"]
+    kept = report.get("finetune_kept", (directory / STUDENT_FILE).exists())
+    if kept and not (directory / STUDENT_FILE).exists():
+        raise FileNotFoundError(f"{directory / STUDENT_FILE} is missing: remake the recording with "
+                                f"`{TRACK.command} --preset {_shown_preset(preset)}`")
+    return "finetuned" if kept else "exported"
 
 
 def recorded_models(preset: str = "class") -> dict[str, nn.Module]:
     """``{"teacher", "supernet", "exported", "student"}`` of the ``preset`` recording (the
     ``ci`` one when it is absent): fp32 models in eval mode on the CPU. ``exported`` is the
     supernet exported at the report's ``student_config``; ``student`` is the fine-tuned
-    student of seed 0, or the exported subnet in a recording made before the fine-tune
-    stage (:func:`student_kind` says which)."""
+    student (the seed best on the held-out images), or the exported subnet when fine-tuning
+    was not kept or the recording predates the fine-tune stage (:func:`student_kind`)."""
     preset = _shown_preset(preset)
     directory = recording_dir(preset)
     for name in WEIGHT_FILES.values():
@@ -213,9 +221,8 @@ def recorded_models(preset: str = "class") -> dict[str, nn.Module]:
 
 def compressed_student(preset: str = "class") -> nn.Module:
     """Notebook 07's compressed CycleGAN student (a ``MobileResnetGenerator``, fp32, eval,
-    CPU) from the recording of ``preset`` (the ``ci`` one when it is absent): the
-    fine-tuned student of seed 0, or the exported subnet in a recording made before the
-    fine-tune stage (:func:`student_kind` says which)."""
+    CPU) from the recording of ``preset`` (the ``ci`` one when it is absent): the fine-tuned
+    student when kept, else the exported subnet (:func:`student_kind` says which)."""
     return recorded_models(preset)["student"]
 
 
