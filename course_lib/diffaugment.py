@@ -116,6 +116,11 @@ POLICIES = {
 }
 
 
+def policy_tag(policy: str) -> str:
+    """A policy as part of a name: ``color,translation`` -> ``color+translation``."""
+    return policy.replace(",", "+")
+
+
 def parse_policy(policy: str | None) -> list[str]:
     """``"color, cutout"`` -> ``["color", "cutout"]``; raises ValueError on unknown names."""
     names = [p.strip() for p in (policy or "").split(",") if p.strip()]

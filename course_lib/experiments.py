@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from course_lib import recording, zoo
+from course_lib.diffaugment import policy_tag
 from course_lib.metrics import Reference
 from course_lib.presets import Preset, get_preset
 from course_lib.recording import RECORDED_DIR, NotRecorded, Recording, record_runs
@@ -51,7 +52,7 @@ POLICY = "color,translation,cutout"
 __all__ = ["FRACTIONS", "STRATEGY_LABELS", "RECORDED_DIR", "Recording", "Reference",
            "cifar_reference", "fd_eval_fn", "run_name", "cifar_run", "recording_plan", "record",
            "load_recording", "monitor_plan", "record_monitor", "load_monitor_recording",
-           "POLICY", "policy_tag", "record_policy", "load_policy_recording"]
+           "POLICY", "record_policy", "load_policy_recording"]
 
 
 def cifar_reference(preset: Preset, extractor=None) -> Reference:
@@ -68,11 +69,6 @@ def fd_eval_fn(reference: Reference, n_samples: int, seed: int = 777):
         return {"fd": reference.distance(generate(G, fixed_latents(n_samples, G.z_dim, seed)))}
 
     return evaluate
-
-
-def policy_tag(policy: str) -> str:
-    """A DiffAugment policy as part of a name: ``color,translation`` -> ``color+translation``."""
-    return policy.replace(",", "+")
 
 
 def run_name(fraction: float, augment: str, steps: int | None = None,

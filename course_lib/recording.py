@@ -33,6 +33,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
+from course_lib.diffaugment import policy_tag
 from course_lib.fileio import atomic_path
 
 RECORDED_DIR = Path(__file__).parent / "recorded"
@@ -182,7 +183,7 @@ register_track(Track(
 register_track(Track(
     "policy", ("fraction", "augment", "policy"),
     lambda r: (f"dcgan-cifar-{round(r['fraction'] * 100)}pct-{r['augment']}-"
-               f"{r['policy'].replace(',', '+')}-s{r['seed']}"),
+               f"{policy_tag(r['policy'])}-s{r['seed']}"),
     "policy_", "python -m course_lib.experiments --policy color,translation"))
 register_track(Track(
     "fewshot", ("way",), lambda r: f"{r['way']}-s{r['seed']}",
