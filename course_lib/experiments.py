@@ -174,12 +174,10 @@ def record(preset: str | Preset = "class", out_dir: str | Path | None = None, n_
         return cifar_run(fraction, augment, seed, preset, reference=reference,
                          cached_only=cached_only)
 
-    if part:    # train this part; with out_dir, then record what the zoo holds so far
-        for cell in _part(todo, part):
-            train(**cell)
-        if not out_dir:
+    if part:
+        if not _train_part(todo, part, train, out_dir):
             return RECORDED_DIR / preset.name
-        cached_only = True
+        cached_only = True      # read by train(): the recording holds what the zoo has
 
     def describe(run, final):
         return (f"{run['key']}: fd {final.get('fd', float('nan')):.2f}, "
@@ -219,12 +217,10 @@ def record_policy(policy: str, preset: str | Preset = "class", out_dir: str | Pa
         return cifar_run(fraction, augment, seed, preset, policy=policy, reference=reference,
                          cached_only=cached_only)
 
-    if part:    # train this part; with out_dir, then record what the zoo holds so far
-        for cell in _part(plan, part):
-            train(**cell)
-        if not out_dir:
+    if part:
+        if not _train_part(plan, part, train, out_dir):
             return RECORDED_DIR / preset.name
-        cached_only = True
+        cached_only = True      # read by train(): the recording holds what the zoo has
     record_runs("policy", plan, train, preset=preset.name, feature_extractor=reference.label,
                 data_source=cifar10(split="test").source, out_dir=out_dir, n_samples=n_samples,
                 meta={"steps": preset.cifar.compare_steps})
@@ -268,6 +264,14 @@ def _part(plan: list, part: str | None) -> list:
         raise ValueError(f"--part {exc}") from None
     k, n = (int(x) for x in part.split("/"))
     return plan[k::n]
+
+
+def _train_part(cells: list, part: str, train, out_dir) -> bool:
+    """``part`` "K/N": train every N-th of ``cells`` from the K-th into the zoo. Returns
+    True when a recording follows (``out_dir`` given); it then holds what the zoo has."""
+    for cell in _part(cells, part):
+        train(**cell)
+    return out_dir is not None
 
 
 def record_monitor(preset: str | Preset = "class", out_dir: str | Path | None = None,

@@ -8,7 +8,8 @@ distil -> supernet -> search -> export -> fine-tune -> evaluate
 horse2zebra`` when fetched, else the in-course CycleGAN teacher (trained once, then cached
 in the zoo); a path uses that generator checkpoint. ``--budget-macs`` (MACs at
 1x3x256x256, e.g. ``3e9``) defaults to the teacher's MACs over the preset's ratio.
-Writes ``report.json``, ``student.pt`` (the fine-tuned student of seed 0) and ``grid.png``
+Writes ``report.json``, ``student.pt`` (the compressed student: fine-tuned when that helped
+on the held-out images, else the exported subnet) and ``grid.png``
 (rows: test A, teacher, compressed student, 0.25x) into ``--out``. Runs under ``torchrun``
 like the other entry points (training and fine-tuning are data-parallel; rank 0 searches,
 measures and writes).
